@@ -1,0 +1,891 @@
+// Package engine turns a connector's operation stream into committed
+// warehouse state.
+//
+// It normalises names, infers, enforces and widens types, computes surrogate
+// keys, folds the operations on each key into their net effect, stages full
+// batches out of memory, and at each checkpoint hands the destination one
+// commit: schema changes, the staged batches in order, and the state. It
+// knows destinations only through destination.Destination.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedata/sluice/destination"
+	"github.com/sluicedata/sluice/internal/contract"
+)
+
+// Options tune an Engine. The zero value is usable.
+type Options struct {
+	// BatchRows is how many distinct keys of one table are held in memory
+	// before they are staged in the destination. Default 65,536.
+	BatchRows int
+	// PrevHash is the hash of the state file the run started from (see
+	// destination.StateRecord).
+	PrevHash string
+	// OnSchemaChange is told of each table or column added and each column
+	// widened, when the engine decides it.
+	OnSchemaChange func(destination.SchemaChange)
+	// OnCommit runs after each successful commit with the state just
+	// committed, so the caller can write its state file; it returns the
+	// hash of what it wrote, the PrevHash of the next commit.
+	OnCommit func(state []byte) (hash string, err error)
+	// Now gives _sluice_synced; default time.Now.
+	Now func() time.Time
+}
+
+// Counts are the operations a table received.
+type Counts struct {
+	Upserts, Updates, Deletes, Truncates int64
+}
+
+type opKind uint8
+
+const (
+	opUpsert opKind = iota
+	opUpdate
+	opDelete
+)
+
+func (k opKind) String() string {
+	return [...]string{"upsert", "update", "delete"}[k]
+}
+
+// Engine implements contract.Ops over a destination. Its methods are not safe
+// for concurrent use: a connector emits from one goroutine.
+type Engine struct {
+	ctx  context.Context
+	dest destination.Destination
+	opts Options
+
+	tables   map[string]*table // by normalised name
+	bySource map[string]*table
+	order    []*table // creation order, for stable commits and summaries
+
+	staged      []destination.Staged
+	buffered    int          // rows held in memory, all tables
+	ops         atomic.Int64 // read by the progress line from another goroutine
+	checkpoints int64
+	state       []byte // last committed state
+	dirty       bool   // something to commit beyond the last commit
+	err         error  // sticky: once set, every call returns it
+
+	hashBuf []byte
+	keyBuf  []byte
+}
+
+// New makes an engine writing to dest. Call Start before any operation.
+func New(dest destination.Destination, opts Options) *Engine {
+	if opts.BatchRows <= 0 {
+		opts.BatchRows = 1 << 16
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Engine{
+		dest:     dest,
+		opts:     opts,
+		tables:   map[string]*table{},
+		bySource: map[string]*table{},
+	}
+}
+
+// Start reads the destination's tables, applies the declared schema, and
+// remembers the state the sync starts from (a JSON object, or nil).
+func (e *Engine) Start(ctx context.Context, declared []contract.Table, startState []byte) error {
+	e.ctx = ctx
+	if startState == nil {
+		startState = []byte("{}")
+	}
+	e.state = startState
+	existing, err := e.dest.Describe(ctx)
+	if err != nil {
+		return fmt.Errorf("read warehouse tables: %w", err)
+	}
+	for _, dt := range existing {
+		t := newTable(dt.Name, dt.Name)
+		t.inDest = true
+		t.key = slices.Clone(dt.PrimaryKey)
+		for _, c := range dt.Columns {
+			t.addColumn(c.Name, c.Name, c, false, true)
+		}
+		t.hashKey = len(t.key) == 1 && t.key[0] == destination.ColumnID
+		t.resolveKey()
+		e.tables[t.name] = t
+		e.order = append(e.order, t)
+	}
+	seen := map[string]string{}
+	for i, dt := range declared {
+		if err := e.declare(dt, seen); err != nil {
+			return fmt.Errorf("schema: table %d (%q): %w", i+1, dt.Name, err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) declare(dt contract.Table, seen map[string]string) error {
+	name, err := Normalize(dt.Name)
+	if err != nil {
+		return err
+	}
+	if prev, ok := seen[name]; ok {
+		if prev == dt.Name {
+			return fmt.Errorf("table %q is declared twice", dt.Name)
+		}
+		return fmt.Errorf("tables %q and %q both normalise to %q: rename one", prev, dt.Name, name)
+	}
+	seen[name] = dt.Name
+	key := make([]string, 0, len(dt.PrimaryKey))
+	for _, k := range dt.PrimaryKey {
+		n, err := Normalize(k)
+		if err != nil {
+			return fmt.Errorf("primary key: %w", err)
+		}
+		if slices.Contains(key, n) {
+			return fmt.Errorf("primary key names column %q twice", k)
+		}
+		key = append(key, n)
+	}
+	if len(key) == 0 {
+		key = []string{destination.ColumnID}
+	}
+	t, exists := e.tables[name]
+	if !exists {
+		t = newTable(name, dt.Name)
+		t.key = key
+		t.hashKey = key[0] == destination.ColumnID
+		e.tables[name] = t
+		e.order = append(e.order, t)
+	} else if !slices.Equal(t.key, key) {
+		return fmt.Errorf("the warehouse table %q has primary key (%s) but the schema declares (%s): run `sluice reset`, or drop the table, to change a key",
+			name, strings.Join(t.key, ", "), strings.Join(key, ", "))
+	}
+	t.declared = true
+	t.source = dt.Name
+	e.bySource[dt.Name] = t
+	if t.hashKey {
+		if _, ok := t.byName[destination.ColumnID]; !ok {
+			t.addColumn(destination.ColumnID, destination.ColumnID, destination.Column{Name: destination.ColumnID, Type: contract.String}, true, false)
+		}
+	}
+	for _, dc := range dt.Columns {
+		cname, err := Normalize(dc.Name)
+		if err != nil {
+			return fmt.Errorf("column: %w", err)
+		}
+		col := destination.Column{Name: cname, Type: dc.Type, Precision: dc.Precision, Scale: dc.Scale}
+		if dc.Type == contract.Unspecified || dc.Type > contract.JSON {
+			return fmt.Errorf("column %q: unknown type %d (use one of the sdk type constants)", dc.Name, dc.Type)
+		}
+		if dc.Type == contract.Decimal && (dc.Precision < 1 || dc.Precision > maxDecimalPrecision || dc.Scale < 0 || dc.Scale > dc.Precision) {
+			return fmt.Errorf("column %q: DECIMAL needs a precision from 1 to 38 and a scale from 0 to the precision (got %d, %d)", dc.Name, dc.Precision, dc.Scale)
+		}
+		if dc.Type != contract.Decimal {
+			col.Precision, col.Scale = 0, 0
+		}
+		if i, ok := t.byName[cname]; ok {
+			c := &t.cols[i]
+			if c.declared {
+				return fmt.Errorf("columns %q and %q both normalise to %q", c.source, dc.Name, cname)
+			}
+			if !sameType(c.dest, col) {
+				if !sameType(widen(c.dest, col), col) {
+					return fmt.Errorf("column %q is %s in the warehouse and cannot hold the declared %s: run `sluice reset`, or drop the table", cname, c.dest, col)
+				}
+				c.col = col
+				e.schemaChange(destination.SchemaChange{Kind: destination.WidenColumn, Table: destination.Table{Name: t.name}, Column: col})
+			}
+			c.declared, c.claimed = true, true
+			c.source = dc.Name
+			t.bySource[dc.Name] = i
+			continue
+		}
+		t.cols[t.addColumn(dc.Name, cname, col, true, false)].claimed = true
+	}
+	// Key columns the schema gives no type get one from the first row; a
+	// table that must be created before any row arrives makes them STRING.
+	t.resolveKey()
+	if !t.inDest {
+		e.dirty = true
+		e.schemaChange(destination.SchemaChange{Kind: destination.CreateTable, Table: t.destTable()})
+	}
+	return nil
+}
+
+// Upsert implements contract.Ops.
+func (e *Engine) Upsert(table string, row map[string]any) error {
+	return e.apply(opUpsert, table, row)
+}
+
+// Update implements contract.Ops.
+func (e *Engine) Update(table string, row map[string]any) error {
+	return e.apply(opUpdate, table, row)
+}
+
+// Delete implements contract.Ops.
+func (e *Engine) Delete(table string, keys map[string]any) error {
+	return e.apply(opDelete, table, keys)
+}
+
+// Truncate implements contract.Ops.
+func (e *Engine) Truncate(table string) error {
+	e.ops.Add(1)
+	if err := e.check(); err != nil {
+		return err
+	}
+	t, err := e.table(table)
+	if err != nil {
+		return e.fail(fmt.Errorf("operation %d (truncate %q): %w", e.ops.Load(), table, err))
+	}
+	t.counts.Truncates++
+	b := t.batch
+	// What the batch holds was synced before the truncate: it ends deleted.
+	for r := range b.Deleted {
+		b.Deleted[r] = destination.Deleted
+	}
+	b.Truncate = true
+	e.dirty = true
+	return nil
+}
+
+// Checkpoint implements contract.Ops.
+func (e *Engine) Checkpoint(state any) error {
+	e.ops.Add(1)
+	if err := e.check(); err != nil {
+		return err
+	}
+	b, err := marshalState(state)
+	if err != nil {
+		return e.fail(fmt.Errorf("operation %d (checkpoint): %w", e.ops.Load(), err))
+	}
+	e.checkpoints++
+	if err := e.commit(b); err != nil {
+		return e.fail(err)
+	}
+	return nil
+}
+
+func marshalState(state any) ([]byte, error) {
+	if state == nil {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(state)
+	if err != nil {
+		return nil, fmt.Errorf("state cannot be written as JSON: %w", err)
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return nil, fmt.Errorf("state must be a JSON object, got %s", truncate(string(b), 40))
+	}
+	return b, nil
+}
+
+// Finish commits what was emitted after the last checkpoint, with the last
+// checkpointed state (or the starting state): the rows are kept, and the next
+// sync starts where the last checkpoint said.
+func (e *Engine) Finish(ctx context.Context) error {
+	e.ctx = ctx
+	if err := e.check(); err != nil {
+		return err
+	}
+	if !e.dirty {
+		return nil
+	}
+	return e.commit(e.state)
+}
+
+// Abort drops staged batches after a failure; what was committed stays.
+func (e *Engine) Abort(ctx context.Context) error {
+	staged := e.staged
+	e.staged = nil
+	if len(staged) == 0 {
+		return nil
+	}
+	return e.dest.Discard(ctx, staged)
+}
+
+// Err returns the error that stopped the engine, if any.
+func (e *Engine) Err() error { return e.err }
+
+// Ops returns the number of operations received so far.
+func (e *Engine) Ops() int64 { return e.ops.Load() }
+
+// Checkpoints returns the number of checkpoints received so far.
+func (e *Engine) Checkpoints() int64 { return e.checkpoints }
+
+// TableCounts lists each table that received operations, in first-seen order.
+func (e *Engine) TableCounts() []TableCount {
+	var out []TableCount
+	for _, t := range e.order {
+		if t.counts != (Counts{}) {
+			out = append(out, TableCount{Table: t.name, Counts: t.counts})
+		}
+	}
+	return out
+}
+
+// TableCount is one line of the summary.
+type TableCount struct {
+	Table string
+	Counts
+}
+
+func (e *Engine) check() error {
+	if e.err != nil {
+		return e.err
+	}
+	if err := e.ctx.Err(); err != nil {
+		return e.fail(fmt.Errorf("sync cancelled: %w", err))
+	}
+	return nil
+}
+
+func (e *Engine) fail(err error) error {
+	if e.err == nil {
+		e.err = err
+	}
+	return e.err
+}
+
+func (e *Engine) schemaChange(c destination.SchemaChange) {
+	if e.opts.OnSchemaChange != nil {
+		e.opts.OnSchemaChange(c)
+	}
+}
+
+// table finds or creates the table a source name refers to.
+func (e *Engine) table(source string) (*table, error) {
+	if t, ok := e.bySource[source]; ok {
+		return t, nil
+	}
+	name, err := Normalize(source)
+	if err != nil {
+		return nil, fmt.Errorf("table name: %w", err)
+	}
+	if t, ok := e.tables[name]; ok {
+		if t.declared && t.source != source {
+			return nil, fmt.Errorf("table names %q and %q both normalise to %q: use one spelling", t.source, source, name)
+		}
+		if t.claimed && t.source != source {
+			return nil, fmt.Errorf("table names %q and %q both normalise to %q: use one spelling", t.source, source, name)
+		}
+		t.source, t.claimed = source, true
+		e.bySource[source] = t
+		return t, nil
+	}
+	t := newTable(name, source)
+	t.claimed = true
+	t.key = []string{destination.ColumnID}
+	t.hashKey = true
+	t.addColumn(destination.ColumnID, destination.ColumnID, destination.Column{Name: destination.ColumnID, Type: contract.String}, true, false)
+	t.resolveKey()
+	e.tables[name] = t
+	e.bySource[source] = t
+	e.order = append(e.order, t)
+	e.schemaChange(destination.SchemaChange{Kind: destination.CreateTable, Table: t.destTable()})
+	return t, nil
+}
+
+// apply folds one row operation into its table's batch.
+func (e *Engine) apply(kind opKind, tableName string, row map[string]any) error {
+	e.ops.Add(1)
+	if err := e.check(); err != nil {
+		return err
+	}
+	t, err := e.table(tableName)
+	if err != nil {
+		return e.fail(fmt.Errorf("operation %d (%s into %q): %w", e.ops.Load(), kind, tableName, err))
+	}
+	if err := e.fold(kind, t, row); err != nil {
+		return e.fail(fmt.Errorf("operation %d (%s into table %q): %w", e.ops.Load(), kind, t.name, err))
+	}
+	switch kind {
+	case opUpsert:
+		t.counts.Upserts++
+	case opUpdate:
+		t.counts.Updates++
+	case opDelete:
+		t.counts.Deletes++
+	}
+	e.dirty = true
+	if t.batch.Rows >= e.opts.BatchRows {
+		if err := e.stage(t); err != nil {
+			return e.fail(err)
+		}
+	} else if e.buffered >= 4*e.opts.BatchRows {
+		if err := e.stageAll(); err != nil {
+			return e.fail(err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
+	n := len(t.cols)
+	vals := slices.Grow(t.scratch[:0], n)[:n]
+	clear(vals)
+	raw := slices.Grow(t.raw[:0], n)[:n]
+	clear(raw)
+	present := slices.Grow(t.present[:0], (n+63)/64)[:(n+63)/64]
+	clear(present)
+	givenID := false
+	unknown := t.unknown[:0]
+	for k, v := range row {
+		i, ok := t.bySource[k]
+		if !ok {
+			if v != nil { // a NULL in a column never seen says nothing
+				unknown = append(unknown, k)
+			}
+			continue
+		}
+		if k == destination.ColumnID {
+			givenID = true
+		}
+		if err := e.setValue(t, i, v, vals, raw, present); err != nil {
+			return err
+		}
+	}
+	if len(unknown) > 0 {
+		// New columns are added in name order, so that the table's column
+		// order does not depend on map iteration.
+		slices.Sort(unknown)
+		for _, k := range unknown {
+			i, err := e.newColumn(t, k)
+			if err != nil {
+				return err
+			}
+			for len(vals) < len(t.cols) {
+				vals, raw = append(vals, nil), append(raw, nil)
+			}
+			for len(present)*64 < len(t.cols) {
+				present = append(present, 0)
+			}
+			if err := e.setValue(t, i, row[k], vals, raw, present); err != nil {
+				return err
+			}
+		}
+	}
+	t.unknown = unknown[:0]
+	t.scratch, t.raw, t.present = vals, raw, present
+
+	// The key.
+	if t.hashKey {
+		idx := t.keyIdx[0]
+		switch {
+		case givenID:
+			id, ok := vals[idx].(string)
+			if !ok || id == "" {
+				return fmt.Errorf("%s must be the non-empty string sluice gave the row", destination.ColumnID)
+			}
+		case kind == opUpdate:
+			return fmt.Errorf("table %q has no primary key: an update must name the row by %s (or declare a primary key in Schema)", t.source, destination.ColumnID)
+		default:
+			var id string
+			id, e.hashBuf = rowHash(e.hashBuf, t.names, raw, t.sorted)
+			vals[idx] = id
+			present[idx/64] |= 1 << (idx % 64)
+		}
+	}
+	key := e.keyBuf[:0]
+	for _, i := range t.keyIdx {
+		if vals[i] == nil {
+			return fmt.Errorf("the row has no value for primary key column %q", t.cols[i].source)
+		}
+		key = appendCanon(key, vals[i])
+	}
+	e.keyBuf = key
+	b := t.batch
+	r, exists := t.index[string(key)]
+	if !exists {
+		r = b.Rows
+		t.index[string(key)] = r
+		b.Rows++
+		e.buffered++
+		for c := range vals {
+			b.Values[c] = append(b.Values[c], vals[c])
+		}
+		switch kind {
+		case opUpsert:
+			b.Set = append(b.Set, nil)
+			b.Deleted = append(b.Deleted, destination.Live)
+		case opUpdate:
+			b.Set = append(b.Set, slices.Clone(present))
+			b.Deleted = append(b.Deleted, destination.KeepDeleted)
+		case opDelete:
+			b.Set = append(b.Set, keyMask(t))
+			for c := range vals {
+				if !t.cols[c].isKey {
+					b.Values[c][r] = nil
+				}
+			}
+			b.Deleted = append(b.Deleted, destination.Deleted)
+		}
+		return nil
+	}
+	switch kind {
+	case opUpsert:
+		for c := range vals {
+			b.Values[c][r] = vals[c]
+		}
+		b.Set[r] = nil
+		b.Deleted[r] = destination.Live
+	case opUpdate:
+		for c := range vals {
+			if present[c/64]&(1<<(c%64)) != 0 {
+				b.Values[c][r] = vals[c]
+			}
+		}
+		if s := b.Set[r]; s != nil {
+			for w := range present {
+				s[w] |= present[w]
+			}
+		}
+	case opDelete:
+		b.Deleted[r] = destination.Deleted
+	}
+	return nil
+}
+
+// setValue converts v for column i into vals (the stored form) and raw (the
+// form the row hash reads: the value's own canonical form, so that a column
+// widening later does not change the hash of a row sent again).
+func (e *Engine) setValue(t *table, i int, v any, vals, raw []any, present []uint64) error {
+	present[i/64] |= 1 << (i % 64)
+	if v == nil {
+		return nil
+	}
+	c := &t.cols[i]
+	if c.declared {
+		cv, err := coerce(v, c.col)
+		if err != nil {
+			return fmt.Errorf("column %q: value %s does not fit %s: %w", c.source, showValue(v), c.col.Type, err)
+		}
+		vals[i], raw[i] = cv, cv
+		return nil
+	}
+	col, canon, _, err := infer(v)
+	if err != nil {
+		return fmt.Errorf("column %q: %w", c.source, err)
+	}
+	raw[i] = canon
+	if !sameType(c.col, col) {
+		w := col
+		if c.col.Type != contract.Unspecified {
+			w = widen(c.col, col)
+		}
+		if !sameType(w, c.col) {
+			if c.col.Type != contract.Unspecified && c.isKey {
+				return fmt.Errorf("key column %q holds %s values, and now a %s value %s: declare the key column's type in Schema", c.source, c.col.Type, col.Type, showValue(v))
+			}
+			kind := destination.WidenColumn
+			if c.col.Type == contract.Unspecified {
+				kind = destination.AddColumn
+			}
+			w.Name = c.col.Name
+			c.col = w
+			c.widened = t.batch.Rows > 0
+			e.schemaChange(destination.SchemaChange{Kind: kind, Table: destination.Table{Name: t.name}, Column: c.col})
+		}
+		if !sameType(col, c.col) {
+			if canon, err = coerce(canon, c.col); err != nil {
+				return fmt.Errorf("column %q: value %s does not fit %s: %w", c.source, showValue(v), c.col.Type, err)
+			}
+		}
+	}
+	vals[i] = canon
+	return nil
+}
+
+func keyMask(t *table) []uint64 {
+	m := make([]uint64, (len(t.cols)+63)/64)
+	for _, i := range t.keyIdx {
+		m[i/64] |= 1 << (i % 64)
+	}
+	return m
+}
+
+func (e *Engine) newColumn(t *table, source string) (int, error) {
+	name, err := Normalize(source)
+	if err != nil {
+		return 0, fmt.Errorf("column name: %w", err)
+	}
+	if i, ok := t.byName[name]; ok {
+		c := &t.cols[i]
+		if c.claimed && c.source != source {
+			return 0, fmt.Errorf("columns %q and %q both normalise to %q: use one spelling", c.source, source, name)
+		}
+		c.source, c.claimed = source, true
+		t.bySource[source] = i
+		return i, nil
+	}
+	i := t.addColumn(source, name, destination.Column{Name: name}, false, false)
+	t.cols[i].claimed = true
+	return i, nil
+}
+
+// stage moves a table's batch out of memory.
+func (e *Engine) stage(t *table) error {
+	b := t.batch
+	if b.Rows == 0 && !b.Truncate {
+		return nil
+	}
+	b.Columns = b.Columns[:0]
+	for i := range t.cols {
+		c := &t.cols[i]
+		col := c.col
+		if col.Type == contract.Unspecified {
+			col.Type = contract.String // only NULLs so far
+		}
+		b.Columns = append(b.Columns, col)
+		if c.widened {
+			// Values taken before the column widened are in their old
+			// canonical form.
+			vs := b.Values[i]
+			for r, v := range vs {
+				if v == nil {
+					continue
+				}
+				cv, err := coerce(v, col)
+				if err != nil {
+					return fmt.Errorf("table %q column %q: converting %s to %s: %w", t.name, c.col.Name, showValue(v), col, err)
+				}
+				vs[r] = cv
+			}
+			c.widened = false
+		}
+	}
+	b.Key = t.keyIdx
+	for i := len(b.Set); i < b.Rows; i++ {
+		b.Set = append(b.Set, nil)
+	}
+	s, err := e.dest.Stage(e.ctx, b)
+	if err != nil {
+		return fmt.Errorf("stage %d rows of table %q: %w", b.Rows, t.name, err)
+	}
+	e.staged = append(e.staged, s)
+	e.buffered -= b.Rows
+	t.resetBatch()
+	return nil
+}
+
+func (e *Engine) stageAll() error {
+	for _, t := range e.order {
+		if err := e.stage(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit stages what is left, then applies schema changes, staged batches and
+// state in one destination transaction.
+func (e *Engine) commit(state []byte) error {
+	if err := e.stageAll(); err != nil {
+		return err
+	}
+	var changes []destination.SchemaChange
+	for _, t := range e.order {
+		changes = append(changes, t.pendingChanges()...)
+	}
+	c := destination.Commit{
+		Changes: changes,
+		Batches: e.staged,
+		State:   destination.StateRecord{State: state, PrevHash: e.opts.PrevHash},
+		Synced:  e.opts.Now().UTC(),
+	}
+	if err := e.dest.Commit(e.ctx, c); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	e.staged = nil
+	for _, t := range e.order {
+		t.markCommitted()
+	}
+	e.state = state
+	e.dirty = false
+	if e.opts.OnCommit != nil {
+		h, err := e.opts.OnCommit(state)
+		if err != nil {
+			return fmt.Errorf("after commit: %w", err)
+		}
+		e.opts.PrevHash = h
+	}
+	return nil
+}
+
+// table is the engine's view of one destination table.
+type table struct {
+	name, source string
+	declared     bool
+	claimed      bool // a source name has been bound to it in this run
+	inDest       bool
+	key          []string
+	keyIdx       []int
+	hashKey      bool
+
+	cols     []column
+	names    []string // normalised names, by column index
+	sorted   []int    // column indexes in name order, for the row hash
+	byName   map[string]int
+	bySource map[string]int
+
+	batch   *destination.Batch
+	index   map[string]int // key -> batch row
+	scratch []any          // per-row buffers, reused
+	raw     []any
+	present []uint64
+	unknown []string
+	counts  Counts
+}
+
+type column struct {
+	source   string
+	col      destination.Column // current type; Unspecified until a value arrives
+	dest     destination.Column // as in the destination; Type 0 if not there yet
+	declared bool
+	claimed  bool
+	isKey    bool
+	widened  bool // type changed while the batch held values of the old one
+}
+
+func newTable(name, source string) *table {
+	return &table{
+		name:     name,
+		source:   source,
+		byName:   map[string]int{},
+		bySource: map[string]int{},
+		batch:    &destination.Batch{Table: name},
+		index:    map[string]int{},
+	}
+}
+
+func (t *table) addColumn(source, name string, col destination.Column, declared, inDest bool) int {
+	i := len(t.cols)
+	col.Name = name
+	c := column{source: source, col: col, declared: declared}
+	if inDest {
+		c.dest = col
+	}
+	t.cols = append(t.cols, c)
+	t.names = append(t.names, name)
+	t.byName[name] = i
+	t.bySource[source] = i
+	t.sorted = append(t.sorted, i)
+	sort.Slice(t.sorted, func(a, b int) bool { return t.names[t.sorted[a]] < t.names[t.sorted[b]] })
+	rows := t.batch.Rows
+	t.batch.Values = append(t.batch.Values, make([]any, rows, max(rows, 16)))
+	for r, s := range t.batch.Set {
+		if s != nil && len(s)*64 < len(t.cols) {
+			t.batch.Set[r] = append(s, 0)
+		}
+	}
+	if slices.Contains(t.key, name) {
+		t.cols[i].isKey = true
+	}
+	return i
+}
+
+// resolveKey finds the key columns, adding any the schema did not type.
+func (t *table) resolveKey() {
+	t.keyIdx = t.keyIdx[:0]
+	for _, k := range t.key {
+		i, ok := t.byName[k]
+		if !ok {
+			i = t.addColumn(k, k, destination.Column{Name: k}, false, false)
+		}
+		t.cols[i].isKey = true
+		t.keyIdx = append(t.keyIdx, i)
+	}
+}
+
+func (t *table) resetBatch() {
+	b := t.batch
+	for i := range b.Values {
+		clear(b.Values[i])
+		b.Values[i] = b.Values[i][:0]
+	}
+	b.Set = b.Set[:0]
+	b.Deleted = b.Deleted[:0]
+	b.Rows = 0
+	b.Truncate = false
+	clear(t.index)
+}
+
+// destTable is the table as it should exist in the destination now.
+func (t *table) destTable() destination.Table {
+	dt := destination.Table{Name: t.name, PrimaryKey: t.key}
+	for _, c := range t.cols {
+		col := c.col
+		if col.Type == contract.Unspecified {
+			if !c.isKey {
+				continue
+			}
+			col.Type = contract.String
+		}
+		dt.Columns = append(dt.Columns, col)
+	}
+	return dt
+}
+
+// pendingChanges diffs the table against what the destination has.
+func (t *table) pendingChanges() []destination.SchemaChange {
+	if !t.inDest {
+		if !t.declared && t.batchEmpty() && !t.claimed {
+			return nil
+		}
+		return []destination.SchemaChange{{Kind: destination.CreateTable, Table: t.destTable()}}
+	}
+	var out []destination.SchemaChange
+	for _, c := range t.cols {
+		switch {
+		case c.col.Type == contract.Unspecified:
+		case c.dest.Type == contract.Unspecified:
+			out = append(out, destination.SchemaChange{Kind: destination.AddColumn, Table: destination.Table{Name: t.name}, Column: c.col})
+		case !sameType(c.dest, c.col):
+			out = append(out, destination.SchemaChange{Kind: destination.WidenColumn, Table: destination.Table{Name: t.name}, Column: c.col})
+		}
+	}
+	return out
+}
+
+func (t *table) batchEmpty() bool { return t.batch.Rows == 0 && !t.batch.Truncate }
+
+func (t *table) markCommitted() {
+	t.inDest = t.inDest || t.declared || t.claimed
+	for i := range t.cols {
+		c := &t.cols[i]
+		if c.col.Type != contract.Unspecified || (c.isKey && t.inDest) {
+			if c.col.Type == contract.Unspecified {
+				c.col.Type = contract.String
+			}
+			c.dest = c.col
+		}
+	}
+}
+
+func showValue(v any) string {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = fmt.Sprintf("%q", x)
+	case []byte:
+		s = fmt.Sprintf("%d bytes", len(x))
+	default:
+		s = fmt.Sprintf("%v (%T)", v, v)
+	}
+	return truncate(s, 80)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+var _ contract.Ops = (*Engine)(nil)

@@ -1,0 +1,9 @@
+// Package examples holds the example connectors; `sluice init` copies them.
+package examples
+
+import "embed"
+
+// FS holds every example's sources, one folder each.
+//
+//go:embed all:hello
+var FS embed.FS
