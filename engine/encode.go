@@ -24,6 +24,9 @@ func appendCanon(buf []byte, v any) []byte {
 		buf = append(buf, 2)
 		return binary.BigEndian.AppendUint64(buf, uint64(x))
 	case float64:
+		if x == 0 {
+			x = 0 // -0 equals 0: one key
+		}
 		buf = append(buf, 3)
 		return binary.BigEndian.AppendUint64(buf, math.Float64bits(x))
 	case string:

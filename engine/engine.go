@@ -199,6 +199,10 @@ func (e *Engine) declare(dt contract.Table, seen map[string]string) error {
 				if !sameType(widen(c.dest, col), col) {
 					return fmt.Errorf("column %q is %s in the warehouse and cannot hold the declared %s: run `sluice reset`, or drop the table", cname, c.dest, col)
 				}
+				if c.isKey {
+					// Warehouses cannot change a key column's type in place.
+					return fmt.Errorf("key column %q is %s in the warehouse and the schema declares %s: run `sluice reset`, or drop the table, to change a key column's type", cname, c.dest, col)
+				}
 				c.col = col
 				e.schemaChange(destination.SchemaChange{Kind: destination.WidenColumn, Table: destination.Table{Name: t.name}, Column: col})
 			}
@@ -208,13 +212,20 @@ func (e *Engine) declare(dt contract.Table, seen map[string]string) error {
 			continue
 		}
 		t.cols[t.addColumn(dc.Name, cname, col, true, false)].claimed = true
+		if t.inDest {
+			e.schemaChange(destination.SchemaChange{Kind: destination.AddColumn, Table: destination.Table{Name: t.name}, Column: col})
+		}
 	}
 	// Key columns the schema gives no type get one from the first row; a
 	// table that must be created before any row arrives makes them STRING.
 	t.resolveKey()
 	if !t.inDest {
-		e.dirty = true
 		e.schemaChange(destination.SchemaChange{Kind: destination.CreateTable, Table: t.destTable()})
+	}
+	// Declared tables, columns and wider types are made even if no row
+	// arrives.
+	if !t.inDest || len(t.pendingChanges()) > 0 {
+		e.dirty = true
 	}
 	return nil
 }
@@ -279,6 +290,9 @@ func marshalState(state any) ([]byte, error) {
 	b, err := json.Marshal(state)
 	if err != nil {
 		return nil, fmt.Errorf("state cannot be written as JSON: %w", err)
+	}
+	if string(b) == "null" { // a nil map
+		return []byte("{}"), nil
 	}
 	if len(b) == 0 || b[0] != '{' {
 		return nil, fmt.Errorf("state must be a JSON object, got %s", truncate(string(b), 40))
@@ -444,6 +458,12 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 			}
 			continue
 		}
+		c := &t.cols[i]
+		if c.source != k {
+			// k named the column before another spelling claimed it.
+			return fmt.Errorf("columns %q and %q both normalise to %q: use one spelling", c.source, k, c.col.Name)
+		}
+		c.claimed = true
 		if k == destination.ColumnID {
 			givenID = true
 		}
@@ -586,10 +606,17 @@ func (e *Engine) setValue(t *table, i int, v any, vals, raw []any, present []uin
 			kind := destination.WidenColumn
 			if c.col.Type == contract.Unspecified {
 				kind = destination.AddColumn
+			} else if t.batch.Rows > 0 {
+				// Stage the rows taken so far in the old type first: the
+				// destination then converts them exactly as it converts the
+				// committed and staged ones, so that a value reads the same
+				// whichever of the three it was in when the column widened.
+				if err := e.stage(t); err != nil {
+					return err
+				}
 			}
 			w.Name = c.col.Name
 			c.col = w
-			c.widened = t.batch.Rows > 0
 			e.schemaChange(destination.SchemaChange{Kind: kind, Table: destination.Table{Name: t.name}, Column: c.col})
 		}
 		if !sameType(col, c.col) {
@@ -620,6 +647,9 @@ func (e *Engine) newColumn(t *table, source string) (int, error) {
 		if c.claimed && c.source != source {
 			return 0, fmt.Errorf("columns %q and %q both normalise to %q: use one spelling", c.source, source, name)
 		}
+		// The column's name in the warehouse (or a key column's name in the
+		// schema) was not used in this sync: this spelling claims it.
+		delete(t.bySource, c.source)
 		c.source, c.claimed = source, true
 		t.bySource[source] = i
 		return i, nil
@@ -637,28 +667,11 @@ func (e *Engine) stage(t *table) error {
 	}
 	b.Columns = b.Columns[:0]
 	for i := range t.cols {
-		c := &t.cols[i]
-		col := c.col
+		col := t.cols[i].col
 		if col.Type == contract.Unspecified {
 			col.Type = contract.String // only NULLs so far
 		}
 		b.Columns = append(b.Columns, col)
-		if c.widened {
-			// Values taken before the column widened are in their old
-			// canonical form.
-			vs := b.Values[i]
-			for r, v := range vs {
-				if v == nil {
-					continue
-				}
-				cv, err := coerce(v, col)
-				if err != nil {
-					return fmt.Errorf("table %q column %q: converting %s to %s: %w", t.name, c.col.Name, showValue(v), col, err)
-				}
-				vs[r] = cv
-			}
-			c.widened = false
-		}
 	}
 	b.Key = t.keyIdx
 	for i := len(b.Set); i < b.Rows; i++ {
@@ -750,7 +763,6 @@ type column struct {
 	declared bool
 	claimed  bool
 	isKey    bool
-	widened  bool // type changed while the batch held values of the old one
 }
 
 func newTable(name, source string) *table {

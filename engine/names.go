@@ -29,6 +29,10 @@ func Normalize(name string) (string, error) {
 		if unicode.IsUpper(r) && i > 0 && b.Len() > 0 {
 			prev := rs[i-1]
 			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			// An acronym's plural ("IDs", "URLsSeen") keeps its "s".
+			if nextLower && rs[i+1] == 's' && (i+2 == len(rs) || !unicode.IsLower(rs[i+2])) {
+				nextLower = false
+			}
 			// "fooBar" and the "D" of "HTTPServer"'s "rS" both start a word;
 			// the letters inside an acronym ("HTTP") do not.
 			if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,12 +20,16 @@ import (
 //
 //	BOOLEAN                          bool
 //	SHORT, INT, LONG                 int64
-//	DECIMAL                          string (plain notation, e.g. "-12.50")
+//	DECIMAL                          string (plain notation, e.g. "-12.5")
 //	FLOAT, DOUBLE                    float64
 //	NAIVE_DATE, NAIVE_DATETIME       time.Time in UTC holding the wall clock
 //	UTC_DATETIME                     time.Time in UTC
 //	BINARY                           []byte
 //	STRING, XML, JSON                string
+//
+// Times are cut to whole microseconds, the warehouse's precision, so that
+// times it stores alike are one key and hash alike; DECIMAL text is in the
+// canonical form parseDecimal gives, for the same reason.
 
 const maxDecimalPrecision = 38
 
@@ -63,9 +68,10 @@ func infer(v any) (col destination.Column, canon any, ok bool, err error) {
 	case float32:
 		return destination.Column{Type: contract.Float}, float64(x), true, nil
 	case []byte:
-		return destination.Column{Type: contract.Binary}, x, true, nil
+		// A copy: the connector may reuse its buffer once the call returns.
+		return destination.Column{Type: contract.Binary}, bytes.Clone(x), true, nil
 	case time.Time:
-		return destination.Column{Type: contract.UTCDateTime}, x.UTC(), true, nil
+		return destination.Column{Type: contract.UTCDateTime}, micro(x.UTC()), true, nil
 	case *time.Time:
 		if x == nil {
 			return col, nil, false, nil
@@ -86,7 +92,7 @@ func infer(v any) (col destination.Column, canon any, ok bool, err error) {
 			return col, nil, false, err
 		}
 		if intDigits+scale > maxDecimalPrecision {
-			return destination.Column{Type: contract.String}, s, true, nil
+			return destination.Column{Type: contract.String}, strings.TrimSpace(string(x)), true, nil
 		}
 		return destination.Column{Type: contract.Decimal, Precision: maxDecimalPrecision, Scale: scale}, s, true, nil
 	case json.RawMessage:
@@ -211,7 +217,7 @@ func sameType(a, b destination.Column) bool {
 }
 
 // coerce converts v to column c's type, in canonical form. It enforces
-// declared types and converts staged values to a widened column's type.
+// declared types and converts a value to a widened column's type.
 func coerce(v any, c destination.Column) (any, error) {
 	if v == nil {
 		return nil, nil
@@ -262,9 +268,12 @@ func coerce(v any, c destination.Column) (any, error) {
 		case string, json.Number, contract.DecimalText:
 			text = textOf(x)
 		case float64:
-			text = strconv.FormatFloat(x, 'f', -1, 64)
+			// A float is approximate to begin with (0.1+0.2 is
+			// 0.30000000000000004): round it to the column's scale rather
+			// than reject the artefact. Exact text inputs are not rounded.
+			text = strconv.FormatFloat(x, 'f', c.Scale, 64)
 		case float32:
-			text = strconv.FormatFloat(float64(x), 'f', -1, 32)
+			text = strconv.FormatFloat(float64(x), 'f', c.Scale, 32)
 		default:
 			if i, ok := asInt64(v); ok {
 				text = strconv.FormatInt(i, 10)
@@ -284,6 +293,11 @@ func coerce(v any, c destination.Column) (any, error) {
 		if intDigits > c.Precision-c.Scale {
 			return nil, fmt.Errorf("too many digits for DECIMAL(%d,%d): at most %d before the point", c.Precision, c.Scale, c.Precision-c.Scale)
 		}
+		// Digits past the scale (other than trailing zeros, which the
+		// canonical form drops) would be rounded away by the warehouse.
+		if _, frac, _ := strings.Cut(s, "."); len(frac) > c.Scale {
+			return nil, fmt.Errorf("too many digits for DECIMAL(%d,%d): at most %d after the point", c.Precision, c.Scale, c.Scale)
+		}
 		return s, nil
 	case contract.NaiveDate:
 		switch x := v.(type) {
@@ -302,21 +316,23 @@ func coerce(v any, c destination.Column) (any, error) {
 		case time.Time:
 			y, m, d := x.Date()
 			h, mi, s := x.Clock()
-			return time.Date(y, m, d, h, mi, s, x.Nanosecond(), time.UTC), nil
+			return micro(time.Date(y, m, d, h, mi, s, x.Nanosecond(), time.UTC)), nil
 		case string:
-			return parseNaiveDateTime(x)
+			t, err := parseNaiveDateTime(x)
+			return micro(t), err
 		}
 	case contract.UTCDateTime:
 		switch x := v.(type) {
 		case time.Time:
-			return x.UTC(), nil
+			return micro(x.UTC()), nil
 		case string:
-			return parseUTCDateTime(x)
+			t, err := parseUTCDateTime(x)
+			return micro(t), err
 		}
 	case contract.Binary:
 		switch x := v.(type) {
 		case []byte:
-			return x, nil
+			return bytes.Clone(x), nil
 		case string:
 			return []byte(x), nil
 		}
@@ -455,8 +471,10 @@ func coerceInt(v any, lo, hi int64) (any, error) {
 	return i, nil
 }
 
-// parseDecimal checks plain decimal notation ("-12.340") and returns it
-// trimmed, with its digit counts before and after the point.
+// parseDecimal checks plain decimal notation ("-12.340") and returns it in
+// canonical form ("-12.34": no sign but a minus, no leading or trailing
+// zeros), so that equal numbers are equal keys and hash alike, with the
+// digit counts before and after the point as written.
 func parseDecimal(s string) (out string, intDigits, scale int, err error) {
 	s = strings.TrimSpace(s)
 	body := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
@@ -465,7 +483,17 @@ func parseDecimal(s string) (out string, intDigits, scale int, err error) {
 		return "", 0, 0, fmt.Errorf("%q is not a decimal number (want digits with an optional sign and point)", s)
 	}
 	trimmed := strings.TrimLeft(intPart, "0")
-	return s, len(trimmed), len(frac), nil
+	out = trimmed
+	if out == "" {
+		out = "0"
+	}
+	if f := strings.TrimRight(frac, "0"); f != "" {
+		out += "." + f
+	}
+	if strings.HasPrefix(s, "-") && out != "0" {
+		out = "-" + out
+	}
+	return out, len(trimmed), len(frac), nil
 }
 
 func allDigits(s string) bool {
@@ -483,6 +511,9 @@ var naiveLayouts = []string{
 	"2006-01-02T15:04",
 	"2006-01-02 15:04",
 }
+
+// micro cuts t to whole microseconds.
+func micro(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 
 func parseNaiveDateTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)

@@ -5,5 +5,5 @@ import "embed"
 
 // FS holds every example's sources, one folder each.
 //
-//go:embed all:hello
+//go:embed all:hello all:three-operations all:incremental-cursor all:multiple-tables all:schema-change
 var FS embed.FS

@@ -118,6 +118,9 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 	d := &DB{path: path, schema: schema, db: db, conn: conn}
 	s1 := quote(schema)
 	for _, q := range []string{
+		// Casts between TIMESTAMPTZ and text, as when a UTC_DATETIME
+		// column widens to STRING, must not depend on the machine's zone.
+		`SET TimeZone = 'UTC'`,
 		`CREATE SCHEMA IF NOT EXISTS ` + s1,
 		`CREATE TABLE IF NOT EXISTS ` + s1 + `.` + quote(destination.StateTable) + ` (id INTEGER PRIMARY KEY, state JSON NOT NULL, prev_hash VARCHAR, committed_at TIMESTAMPTZ NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS ` + s1 + `.` + quote(destination.LogTable) + ` ("time" TIMESTAMPTZ NOT NULL, level VARCHAR NOT NULL, message VARCHAR NOT NULL)`,
@@ -179,6 +182,18 @@ func stagedType(c destination.Column) string {
 		return "VARCHAR"
 	}
 	return SQLType(c)
+}
+
+// castStaged converts a staged column to its target column's type. A column
+// staged as text (DECIMAL, JSON) is read as its own type first, so that a
+// column widened since it was staged gets the value as the warehouse would
+// convert a committed one: a DECIMAL(38,2) "2.5" widened to VARCHAR reads
+// "2.50", as ALTER TABLE makes it.
+func castStaged(expr string, staged, target destination.Column) string {
+	if stagedType(staged) != SQLType(staged) {
+		expr = "CAST(" + expr + " AS " + SQLType(staged) + ")"
+	}
+	return "CAST(" + expr + " AS " + SQLType(target) + ")"
 }
 
 func parseSQLType(t string, precision, scale sql.NullInt64) (destination.Column, bool) {
@@ -507,8 +522,8 @@ func (d *DB) merge(ctx context.Context, tx *sql.Tx, s *staged, c destination.Com
 		var cols, sel []string
 		for _, col := range t.Columns {
 			cols = append(cols, quote(col.Name))
-			if _, ok := stagedIdx[col.Name]; ok {
-				sel = append(sel, "CAST(s."+quote(col.Name)+" AS "+SQLType(col)+")")
+			if i, ok := stagedIdx[col.Name]; ok {
+				sel = append(sel, castStaged("s."+quote(col.Name), s.columns[i], col))
 			} else {
 				sel = append(sel, "NULL")
 			}
@@ -532,7 +547,7 @@ func (d *DB) merge(ctx context.Context, tx *sql.Tx, s *staged, c destination.Com
 				continue
 			}
 			n := quote(col.Name)
-			set = append(set, fmt.Sprintf(`%s = CASE WHEN substr(s."_sluice_row_set", %d, 1) = '1' THEN CAST(s.%s AS %s) ELSE t.%s END`, n, i+1, n, SQLType(col), n))
+			set = append(set, fmt.Sprintf(`%s = CASE WHEN substr(s."_sluice_row_set", %d, 1) = '1' THEN %s ELSE t.%s END`, n, i+1, castStaged("s."+n, s.columns[i], col), n))
 		}
 		set = append(set, quote(destination.ColumnSynced)+" = ?",
 			quote(destination.ColumnDeleted)+` = CASE s."_sluice_row_del" WHEN 1 THEN true WHEN 0 THEN false ELSE t.`+quote(destination.ColumnDeleted)+` END`)

@@ -6,15 +6,20 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	duckdbdriver "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/sluicedata/sluice/destination/duckdb"
 	"github.com/sluicedata/sluice/internal/contract"
@@ -212,6 +217,10 @@ func printQuery(ctx context.Context, db *sql.DB, w io.Writer, q string, args ...
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return err
+	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -224,7 +233,7 @@ func printQuery(ctx context.Context, db *sql.DB, w io.Writer, q string, args ...
 		}
 		cells := make([]string, len(vals))
 		for i, v := range vals {
-			cells[i] = formatCell(v)
+			cells[i] = formatCell(v, types[i].DatabaseTypeName())
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		n++
@@ -239,7 +248,18 @@ func printQuery(ctx context.Context, db *sql.DB, w io.Writer, q string, args ...
 	return nil
 }
 
-func formatCell(v any) string {
+// formatCell renders a value of the given DuckDB type as the warehouse holds
+// it: a DATE without a time, a DECIMAL with all its scale, JSON as JSON.
+func formatCell(v any, dbType string) string {
+	if v != nil && dbType == "JSON" {
+		// The driver decodes JSON into Go values; write them back as JSON.
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err == nil {
+			return strings.TrimSuffix(b.String(), "\n")
+		}
+	}
 	switch x := v.(type) {
 	case nil:
 		return "NULL"
@@ -247,8 +267,41 @@ func formatCell(v any) string {
 		return fmt.Sprintf("\\x%x", x)
 	case string:
 		return strings.ReplaceAll(x, "\n", `\n`)
+	case duckdbdriver.Decimal:
+		return formatDecimal(x)
+	case time.Time:
+		switch dbType {
+		case "DATE":
+			return x.Format(time.DateOnly)
+		case "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS":
+			return x.Format("2006-01-02 15:04:05.999999999")
+		case "TIME":
+			return x.Format("15:04:05.999999")
+		}
+		return x.UTC().Format("2006-01-02 15:04:05.999999Z07:00")
 	}
 	return fmt.Sprint(v)
+}
+
+// formatDecimal writes d with exactly its scale's digits after the point,
+// so that DECIMAL(10,2) 12.50 shows as 12.50, not 12.5.
+func formatDecimal(d duckdbdriver.Decimal) string {
+	if d.Value == nil {
+		return "NULL"
+	}
+	digits := new(big.Int).Abs(d.Value).String()
+	sign := ""
+	if d.Value.Sign() < 0 {
+		sign = "-"
+	}
+	scale := int(d.Scale)
+	if scale == 0 {
+		return sign + digits
+	}
+	if len(digits) <= scale {
+		digits = strings.Repeat("0", scale-len(digits)+1) + digits
+	}
+	return sign + digits[:len(digits)-scale] + "." + digits[len(digits)-scale:]
 }
 
 func runTables(args []string, stdout, stderr io.Writer) int {
@@ -282,5 +335,13 @@ func isTerminal(v any) bool {
 		return false
 	}
 	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	// The null device is a character device too, but no one answers there:
+	// it is what a program started without input (cron, CI, exec) reads.
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(st, null) {
+		return false
+	}
+	return true
 }

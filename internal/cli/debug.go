@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -152,7 +154,9 @@ func (r *run) run(ctx context.Context) error {
 	}
 	var state contract.State
 	if startState != nil {
-		if err := json.Unmarshal(startState, &state); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(startState))
+		dec.UseNumber() // exact 64-bit cursors; see contract.State.Int64
+		if err := dec.Decode(&state); err != nil {
 			return fmt.Errorf("state: %w", err)
 		}
 	}
@@ -175,6 +179,7 @@ func (r *run) run(ctx context.Context) error {
 		},
 		OnCommit: func(state []byte) (string, error) {
 			r.committed = true
+			testCrashAfterCommit()
 			logs.flush(ctx)
 			return writeStateFile(r.statePath, state)
 		},
@@ -280,7 +285,8 @@ func ParseConfiguration(path string, b []byte) (contract.Config, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		var s string
-		if err := json.Unmarshal(raw[k], &s); err != nil {
+		// null is not a string either, though Unmarshal would accept it.
+		if err := json.Unmarshal(raw[k], &s); err != nil || string(bytes.TrimSpace(raw[k])) == "null" {
 			// The value itself is not shown: it may be a secret.
 			return nil, fmt.Errorf("configuration %s: the value of %q is not a string: write it in quotes (every configuration value is a string)", path, k)
 		}
@@ -382,4 +388,19 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// testCommits counts commits for testCrashAfterCommit.
+var testCommits int
+
+// testCrashAfterCommit is the crash test's hook (see crash_test.go):
+// SLUICE_TEST_CRASH_AFTER_COMMIT=n kills the process right after its n-th
+// commit, before the state file is written.
+func testCrashAfterCommit() {
+	n, err := strconv.Atoi(os.Getenv("SLUICE_TEST_CRASH_AFTER_COMMIT"))
+	if testCommits++; err == nil && testCommits == n {
+		p, _ := os.FindProcess(os.Getpid())
+		p.Kill()
+		select {} // the signal is on its way
+	}
 }

@@ -46,6 +46,13 @@ func (r *redactor) apply(s string) string {
 // _sluice_log table, under a rate limit: a log call per row must not flood
 // either.
 type logHandler struct {
+	*logSink
+	attrs []slog.Attr
+}
+
+// logSink is what a handler and the handlers derived from it by WithAttrs
+// share: one buffer, flushed at each commit, and one rate limit.
+type logSink struct {
 	console io.Writer
 	dest    destination.Destination
 	verbose bool
@@ -56,7 +63,6 @@ type logHandler struct {
 	tokens  float64
 	last    time.Time
 	dropped int64
-	attrs   []slog.Attr
 }
 
 const (
@@ -66,7 +72,7 @@ const (
 )
 
 func newLogHandler(console io.Writer, dest destination.Destination, verbose bool, r *redactor) *logHandler {
-	return &logHandler{console: console, dest: dest, verbose: verbose, redact: r, tokens: logBurst, last: time.Now()}
+	return &logHandler{logSink: &logSink{console: console, dest: dest, verbose: verbose, redact: r, tokens: logBurst, last: time.Now()}}
 }
 
 // install makes h slog's default for the run and returns the undo.
@@ -119,7 +125,7 @@ func (h *logHandler) Handle(ctx context.Context, rec slog.Record) error {
 }
 
 // emit prints and buffers one record; h.mu is held.
-func (h *logHandler) emit(t time.Time, level, msg string) {
+func (h *logSink) emit(t time.Time, level, msg string) {
 	if t.IsZero() {
 		t = time.Now()
 	}
@@ -128,16 +134,14 @@ func (h *logHandler) emit(t time.Time, level, msg string) {
 }
 
 func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	h2 := &logHandler{console: h.console, dest: h.dest, verbose: h.verbose, redact: h.redact, tokens: logBurst, last: time.Now()}
-	h2.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
-	return h2
+	return &logHandler{logSink: h.logSink, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
 }
 
 func (h *logHandler) WithGroup(string) slog.Handler { return h }
 
 // flush writes buffered records to the warehouse. A failure to store logs is
 // reported on the console but does not fail the sync.
-func (h *logHandler) flush(ctx context.Context) {
+func (h *logSink) flush(ctx context.Context) {
 	h.mu.Lock()
 	recs := h.buf
 	h.buf = nil
