@@ -138,10 +138,13 @@ type StateRecord struct {
 	PrevHash string
 }
 
-// Commit is one atomic step: schema changes, staged batches in order, state.
+// Commit is one atomic step: schema changes, then staged batches in order,
+// then batches still in memory (each newer than any staged batch of its
+// table), then state.
 type Commit struct {
 	Changes []SchemaChange
-	Batches []Staged
+	Staged  []Staged
+	Batches []*Batch
 	State   StateRecord
 	Synced  time.Time // the _sluice_synced value of every row written
 }

@@ -661,6 +661,23 @@ func (e *Engine) newColumn(t *table, source string) (int, error) {
 
 // stage moves a table's batch out of memory.
 func (e *Engine) stage(t *table) error {
+	b := t.prepare()
+	if b == nil {
+		return nil
+	}
+	s, err := e.dest.Stage(e.ctx, b)
+	if err != nil {
+		return fmt.Errorf("stage %d rows of table %q: %w", b.Rows, t.name, err)
+	}
+	e.staged = append(e.staged, s)
+	e.buffered -= b.Rows
+	t.resetBatch()
+	return nil
+}
+
+// prepare completes the table's batch for the destination; nil if it holds
+// nothing.
+func (t *table) prepare() *destination.Batch {
 	b := t.batch
 	if b.Rows == 0 && !b.Truncate {
 		return nil
@@ -677,14 +694,7 @@ func (e *Engine) stage(t *table) error {
 	for i := len(b.Set); i < b.Rows; i++ {
 		b.Set = append(b.Set, nil)
 	}
-	s, err := e.dest.Stage(e.ctx, b)
-	if err != nil {
-		return fmt.Errorf("stage %d rows of table %q: %w", b.Rows, t.name, err)
-	}
-	e.staged = append(e.staged, s)
-	e.buffered -= b.Rows
-	t.resetBatch()
-	return nil
+	return b
 }
 
 func (e *Engine) stageAll() error {
@@ -696,19 +706,24 @@ func (e *Engine) stageAll() error {
 	return nil
 }
 
-// commit stages what is left, then applies schema changes, staged batches and
-// state in one destination transaction.
+// commit applies schema changes, the staged batches, the batches still in
+// memory and the state in one destination transaction. Batches in memory go
+// to the destination directly rather than through a staging step: for a
+// connector that checkpoints at least every BatchRows rows, that is every
+// row, written once.
 func (e *Engine) commit(state []byte) error {
-	if err := e.stageAll(); err != nil {
-		return err
-	}
 	var changes []destination.SchemaChange
+	var pending []*destination.Batch
 	for _, t := range e.order {
 		changes = append(changes, t.pendingChanges()...)
+		if b := t.prepare(); b != nil {
+			pending = append(pending, b)
+		}
 	}
 	c := destination.Commit{
 		Changes: changes,
-		Batches: e.staged,
+		Staged:  e.staged,
+		Batches: pending,
 		State:   destination.StateRecord{State: state, PrevHash: e.opts.PrevHash},
 		Synced:  e.opts.Now().UTC(),
 	}
@@ -717,6 +732,10 @@ func (e *Engine) commit(state []byte) error {
 	}
 	e.staged = nil
 	for _, t := range e.order {
+		if t.batch.Rows > 0 || t.batch.Truncate {
+			e.buffered -= t.batch.Rows
+			t.resetBatch()
+		}
 		t.markCommitted()
 	}
 	e.state = state

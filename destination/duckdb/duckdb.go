@@ -1,10 +1,12 @@
 // Package duckdb is the embedded DuckDB destination, the default for local
 // runs: duckdb:files/warehouse.db (relative) or duckdb:///abs/warehouse.db.
 //
-// Batches are appended into temporary staging tables with DuckDB's
-// appender; a commit then merges each staging table into its target with one
-// INSERT OR REPLACE for full rows and one UPDATE ... FROM for partial rows,
-// never a statement per row.
+// A commit merges each batch into its target with one INSERT OR REPLACE for
+// full rows and one UPDATE ... FROM for partial rows, never a statement per
+// row. Batches still in memory at the commit stream through DuckDB's query
+// appender straight into those statements; batches the engine had to move
+// out of memory before the commit wait in temporary staging tables, filled
+// by the plain appender.
 package duckdb
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -358,36 +361,15 @@ func (d *DB) Stage(ctx context.Context, b *destination.Batch) (destination.Stage
 	if _, err := d.conn.ExecContext(ctx, ddl.String()); err != nil {
 		return nil, fmt.Errorf("create staging table: %w", err)
 	}
-	ncol := len(s.columns)
 	err := d.conn.Raw(func(dc any) error {
 		ap, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", s.name)
 		if err != nil {
 			return err
 		}
-		args := make([]driver.Value, ncol+2)
-		setBuf := make([]byte, ncol)
-		for r := 0; r < b.Rows; r++ {
-			for c := 0; c < ncol; c++ {
-				args[c] = b.Values[c][r]
-			}
-			if set := b.Set[r]; set == nil {
-				args[ncol] = nil
-				s.hasFull = true
-			} else {
-				for c := 0; c < ncol; c++ {
-					setBuf[c] = '0'
-					if b.IsSet(r, c) {
-						setBuf[c] = '1'
-					}
-				}
-				args[ncol] = string(setBuf)
-				s.hasPartial = true
-			}
-			args[ncol+1] = b.Deleted[r]
-			if err := ap.AppendRow(args...); err != nil {
-				ap.Close()
-				return fmt.Errorf("row %d: %w", r+1, err)
-			}
+		s.hasFull, s.hasPartial, err = appendRows(ap, b, allRows)
+		if err != nil {
+			ap.Close()
+			return err
 		}
 		return ap.CloseWithCancel(ctx)
 	})
@@ -395,6 +377,49 @@ func (d *DB) Stage(ctx context.Context, b *destination.Batch) (destination.Stage
 		return nil, fmt.Errorf("append to staging: %w", err)
 	}
 	return s, nil
+}
+
+// Which rows of a batch appendRows takes.
+const (
+	allRows = iota
+	fullRows
+	partialRows
+)
+
+// appendRows appends a batch's rows in the staging layout: the batch's
+// columns, then _sluice_row_set (NULL for a full row, else one '0' or '1' per
+// column) and _sluice_row_del. It reports which kinds of row it saw.
+func appendRows(ap *duckdb.Appender, b *destination.Batch, which int) (hasFull, hasPartial bool, err error) {
+	ncol := len(b.Columns)
+	args := make([]driver.Value, ncol+2)
+	setBuf := make([]byte, ncol)
+	for r := 0; r < b.Rows; r++ {
+		full := b.Set[r] == nil
+		if full && which == partialRows || !full && which == fullRows {
+			continue
+		}
+		for c := 0; c < ncol; c++ {
+			args[c] = b.Values[c][r]
+		}
+		if full {
+			args[ncol] = nil
+			hasFull = true
+		} else {
+			for c := 0; c < ncol; c++ {
+				setBuf[c] = '0'
+				if b.IsSet(r, c) {
+					setBuf[c] = '1'
+				}
+			}
+			args[ncol] = string(setBuf)
+			hasPartial = true
+		}
+		args[ncol+1] = b.Deleted[r]
+		if err := ap.AppendRow(args...); err != nil {
+			return hasFull, hasPartial, fmt.Errorf("table %q row %d: %w", b.Table, r+1, err)
+		}
+	}
+	return hasFull, hasPartial, nil
 }
 
 // Discard implements destination.Destination.
@@ -431,10 +456,16 @@ func (d *DB) Commit(ctx context.Context, c destination.Commit) (err error) {
 			return fmt.Errorf("%s: %w", ch, err)
 		}
 	}
-	for _, st := range c.Batches {
+	synced := timestampLiteral(c.Synced)
+	for _, st := range c.Staged {
 		s := st.(*staged)
-		if err := d.merge(ctx, tx, s, c); err != nil {
+		if err := d.mergeStaged(ctx, tx, s, synced); err != nil {
 			return fmt.Errorf("merge into table %q: %w", s.table, err)
+		}
+	}
+	for _, b := range c.Batches {
+		if err := d.mergeBatch(ctx, tx, b, synced); err != nil {
+			return fmt.Errorf("merge into table %q: %w", b.Table, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO `+d.qualified(destination.StateTable)+` VALUES (1, ?, ?, ?)`,
@@ -445,7 +476,7 @@ func (d *DB) Commit(ctx context.Context, c destination.Commit) (err error) {
 		return err
 	}
 	// Staging tables are scratch: a failure to drop them loses nothing.
-	_ = d.Discard(context.WithoutCancel(ctx), c.Batches)
+	_ = d.Discard(context.WithoutCancel(ctx), c.Staged)
 	return nil
 }
 
@@ -496,67 +527,222 @@ func (d *DB) applyChange(ctx context.Context, tx *sql.Tx, ch destination.SchemaC
 	return err
 }
 
-// merge applies one staged batch: the truncate first, then full rows, then
-// partial rows. The engine folded each key to one row, so full and partial
-// rows never share a key and their order does not matter.
-func (d *DB) merge(ctx context.Context, tx *sql.Tx, s *staged, c destination.Commit) error {
-	target := d.qualified(s.table)
-	t := d.tables[s.table]
-	if t == nil {
-		return fmt.Errorf("table %q is not in the warehouse", s.table)
+// timestampLiteral renders the commit's _sluice_synced as SQL, so that the
+// merge statements need no parameters (query appenders take none).
+func timestampLiteral(t time.Time) string {
+	return "'" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'::TIMESTAMPTZ"
+}
+
+// mergeStaged applies one staged batch: the truncate first, then full rows,
+// then partial rows. The engine folded each key to one row, so full and
+// partial rows never share a key and their order does not matter.
+func (d *DB) mergeStaged(ctx context.Context, tx *sql.Tx, s *staged, synced string) error {
+	t, err := d.target(s.table)
+	if err != nil {
+		return err
 	}
 	if s.truncate {
-		if _, err := tx.ExecContext(ctx, `UPDATE `+target+` SET `+quote(destination.ColumnDeleted)+` = true, `+
-			quote(destination.ColumnSynced)+` = ? WHERE NOT `+quote(destination.ColumnDeleted), c.Synced); err != nil {
-			return fmt.Errorf("truncate: %w", err)
+		if err := d.truncate(ctx, tx, s.table, synced); err != nil {
+			return err
 		}
-	}
-	stagedIdx := map[string]int{}
-	for i, col := range s.columns {
-		stagedIdx[col.Name] = i
 	}
 	src := "temp.main." + quote(s.name)
 	if s.hasFull {
-		// Every target column is listed, so that columns the row does not
-		// give become NULL rather than keep their old value.
-		var cols, sel []string
-		for _, col := range t.Columns {
-			cols = append(cols, quote(col.Name))
-			if i, ok := stagedIdx[col.Name]; ok {
-				sel = append(sel, castStaged("s."+quote(col.Name), s.columns[i], col))
-			} else {
-				sel = append(sel, "NULL")
-			}
-		}
-		q := `INSERT OR REPLACE INTO ` + target + ` (` + strings.Join(cols, ", ") + `, ` + quote(destination.ColumnSynced) + `, ` + quote(destination.ColumnDeleted) +
-			`) SELECT ` + strings.Join(sel, ", ") + `, ?, s."_sluice_row_del" = 1 FROM ` + src + ` s WHERE s."_sluice_row_set" IS NULL`
-		if _, err := tx.ExecContext(ctx, q, c.Synced); err != nil {
+		if _, err := tx.ExecContext(ctx, d.upsertSQL(t, s.columns, src, synced)+` WHERE s."_sluice_row_set" IS NULL`); err != nil {
 			return fmt.Errorf("upsert: %w", err)
 		}
 	}
 	if s.hasPartial {
-		var set, on []string
-		keyCol := map[string]bool{}
-		for _, k := range s.key {
-			keyCol[s.columns[k].Name] = true
-			on = append(on, "t."+quote(s.columns[k].Name)+" = s."+quote(s.columns[k].Name))
-		}
-		for _, col := range t.Columns {
-			i, ok := stagedIdx[col.Name]
-			if !ok || keyCol[col.Name] {
-				continue
-			}
-			n := quote(col.Name)
-			set = append(set, fmt.Sprintf(`%s = CASE WHEN substr(s."_sluice_row_set", %d, 1) = '1' THEN %s ELSE t.%s END`, n, i+1, castStaged("s."+n, s.columns[i], col), n))
-		}
-		set = append(set, quote(destination.ColumnSynced)+" = ?",
-			quote(destination.ColumnDeleted)+` = CASE s."_sluice_row_del" WHEN 1 THEN true WHEN 0 THEN false ELSE t.`+quote(destination.ColumnDeleted)+` END`)
-		q := `UPDATE ` + target + ` AS t SET ` + strings.Join(set, ", ") + ` FROM ` + src + ` s WHERE s."_sluice_row_set" IS NOT NULL AND ` + strings.Join(on, " AND ")
-		if _, err := tx.ExecContext(ctx, q, c.Synced); err != nil {
+		if _, err := tx.ExecContext(ctx, d.updateSQL(t, s.columns, s.key, src, synced)+` AND s."_sluice_row_set" IS NOT NULL`); err != nil {
 			return fmt.Errorf("update: %w", err)
 		}
 	}
 	return nil
+}
+
+// mergeBatch applies a batch still in memory, streaming its rows through
+// query appenders: DuckDB runs the merge statement over the appended rows
+// without a staging table, inside the commit's transaction.
+func (d *DB) mergeBatch(ctx context.Context, tx *sql.Tx, b *destination.Batch, synced string) error {
+	t, err := d.target(b.Table)
+	if err != nil {
+		return err
+	}
+	if b.Truncate {
+		if err := d.truncate(ctx, tx, b.Table, synced); err != nil {
+			return err
+		}
+	}
+	if b.Rows == 0 {
+		return nil
+	}
+	var full, partial bool
+	for _, set := range b.Set[:b.Rows] {
+		if set == nil {
+			full = true
+		} else {
+			partial = true
+		}
+	}
+	types, names, err := stagingTypes(b.Columns)
+	if err != nil {
+		return err
+	}
+	run := func(query string, which int) error {
+		return d.conn.Raw(func(dc any) error {
+			ap, err := duckdb.NewQueryAppender(dc.(driver.Conn), query, "s", types, names)
+			if err != nil {
+				return err
+			}
+			if _, _, err := appendRows(ap, b, which); err != nil {
+				ap.Close()
+				return err
+			}
+			return ap.CloseWithCancel(ctx)
+		})
+	}
+	if full {
+		if err := run(d.upsertSQL(t, b.Columns, "", synced), fullRows); err != nil {
+			return fmt.Errorf("upsert: %w", err)
+		}
+	}
+	if partial {
+		if err := run(d.updateSQL(t, b.Columns, b.Key, "", synced), partialRows); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
+	}
+	return nil
+}
+
+func (d *DB) target(table string) (*destination.Table, error) {
+	t := d.tables[table]
+	if t == nil {
+		return nil, fmt.Errorf("table %q is not in the warehouse", table)
+	}
+	return t, nil
+}
+
+func (d *DB) truncate(ctx context.Context, tx *sql.Tx, table, synced string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE `+d.qualified(table)+` SET `+quote(destination.ColumnDeleted)+` = true, `+
+		quote(destination.ColumnSynced)+` = `+synced+` WHERE NOT `+quote(destination.ColumnDeleted))
+	if err != nil {
+		return fmt.Errorf("truncate: %w", err)
+	}
+	return nil
+}
+
+// upsertSQL writes full rows from the staging layout in src (a table, or
+// the query appender's rows when src is empty) into t. Every target column
+// is listed, so that columns the row does not give become NULL rather than
+// keep their old value.
+func (d *DB) upsertSQL(t *destination.Table, columns []destination.Column, src, synced string) string {
+	idx := columnIndex(columns)
+	cols := make([]string, 0, len(t.Columns)+2)
+	sel := make([]string, 0, len(t.Columns)+2)
+	for _, col := range t.Columns {
+		cols = append(cols, quote(col.Name))
+		if i, ok := idx[col.Name]; ok {
+			sel = append(sel, castStaged("s."+quote(col.Name), columns[i], col))
+		} else {
+			sel = append(sel, "NULL")
+		}
+	}
+	cols = append(cols, quote(destination.ColumnSynced), quote(destination.ColumnDeleted))
+	sel = append(sel, synced, `s."_sluice_row_del" = 1`)
+	from := " FROM s"
+	if src != "" {
+		from = " FROM " + src + " s"
+	}
+	return `INSERT OR REPLACE INTO ` + d.qualified(t.Name) + ` (` + strings.Join(cols, ", ") + `) SELECT ` + strings.Join(sel, ", ") + from
+}
+
+// updateSQL applies partial rows: each changes the columns its
+// _sluice_row_set marks, and the deleted flag unless _sluice_row_del is -1.
+func (d *DB) updateSQL(t *destination.Table, columns []destination.Column, key []int, src, synced string) string {
+	idx := columnIndex(columns)
+	keyCol := map[string]bool{}
+	var set, on []string
+	for _, k := range key {
+		n := quote(columns[k].Name)
+		keyCol[columns[k].Name] = true
+		on = append(on, "t."+n+" = s."+n)
+	}
+	for _, col := range t.Columns {
+		i, ok := idx[col.Name]
+		if !ok || keyCol[col.Name] {
+			continue
+		}
+		n := quote(col.Name)
+		set = append(set, fmt.Sprintf(`%s = CASE WHEN substr(s."_sluice_row_set", %d, 1) = '1' THEN %s ELSE t.%s END`, n, i+1, castStaged("s."+n, columns[i], col), n))
+	}
+	set = append(set, quote(destination.ColumnSynced)+" = "+synced,
+		quote(destination.ColumnDeleted)+` = CASE s."_sluice_row_del" WHEN 1 THEN true WHEN 0 THEN false ELSE t.`+quote(destination.ColumnDeleted)+` END`)
+	from := " FROM s"
+	if src != "" {
+		from = " FROM " + src + " s"
+	}
+	return `UPDATE ` + d.qualified(t.Name) + ` AS t SET ` + strings.Join(set, ", ") + from + ` WHERE ` + strings.Join(on, " AND ")
+}
+
+func columnIndex(columns []destination.Column) map[string]int {
+	m := make(map[string]int, len(columns))
+	for i, c := range columns {
+		m[c.Name] = i
+	}
+	return m
+}
+
+// stagingTypes gives the query appender the staging layout's types and names.
+func stagingTypes(columns []destination.Column) ([]duckdb.TypeInfo, []string, error) {
+	types := make([]duckdb.TypeInfo, 0, len(columns)+2)
+	names := make([]string, 0, len(columns)+2)
+	add := func(name string, t duckdb.Type) error {
+		ti, err := duckdb.NewTypeInfo(t)
+		if err != nil {
+			return err
+		}
+		types = append(types, ti)
+		names = append(names, name)
+		return nil
+	}
+	for _, c := range columns {
+		if err := add(c.Name, appenderType(stagedType(c))); err != nil {
+			return nil, nil, fmt.Errorf("column %q: %w", c.Name, err)
+		}
+	}
+	if err := add("_sluice_row_set", duckdb.TYPE_VARCHAR); err != nil {
+		return nil, nil, err
+	}
+	if err := add("_sluice_row_del", duckdb.TYPE_TINYINT); err != nil {
+		return nil, nil, err
+	}
+	return types, names, nil
+}
+
+func appenderType(sqlType string) duckdb.Type {
+	switch sqlType {
+	case "BOOLEAN":
+		return duckdb.TYPE_BOOLEAN
+	case "SMALLINT":
+		return duckdb.TYPE_SMALLINT
+	case "INTEGER":
+		return duckdb.TYPE_INTEGER
+	case "BIGINT":
+		return duckdb.TYPE_BIGINT
+	case "FLOAT":
+		return duckdb.TYPE_FLOAT
+	case "DOUBLE":
+		return duckdb.TYPE_DOUBLE
+	case "DATE":
+		return duckdb.TYPE_DATE
+	case "TIMESTAMP":
+		return duckdb.TYPE_TIMESTAMP
+	case "TIMESTAMPTZ":
+		return duckdb.TYPE_TIMESTAMP_TZ
+	case "BLOB":
+		return duckdb.TYPE_BLOB
+	}
+	return duckdb.TYPE_VARCHAR
 }
 
 // Log implements destination.Destination. It runs on its own connection, so

@@ -89,14 +89,21 @@ func TestCommitIsAtomic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = d.Commit(ctx, destination.Commit{
-		Changes: []destination.SchemaChange{{Kind: destination.AddColumn, Table: destination.Table{Name: "t"}, Column: destination.Column{Name: "extra", Type: contract.Boolean}}},
-		Batches: []destination.Staged{good, badStaged},
-		State:   destination.StateRecord{State: []byte(`{"n":2}`)},
-		Synced:  synced,
-	})
-	if err == nil {
-		t.Fatal("commit of a bad batch succeeded")
+	// The same failure from a batch still in memory.
+	badInMemory := batch([]any{int64(4), "not a number either"})
+	badInMemory.Columns = bad.Columns
+	for _, c := range []destination.Commit{
+		{Staged: []destination.Staged{good, badStaged}},
+		{Staged: []destination.Staged{good}, Batches: []*destination.Batch{badInMemory}},
+		// A batch merged through the query appender is rolled back too.
+		{Batches: []*destination.Batch{batch([]any{int64(5), int64(50)}), badInMemory}},
+	} {
+		c.Changes = []destination.SchemaChange{{Kind: destination.AddColumn, Table: destination.Table{Name: "t"}, Column: destination.Column{Name: "extra", Type: contract.Boolean}}}
+		c.State = destination.StateRecord{State: []byte(`{"n":2}`)}
+		c.Synced = synced
+		if err := d.Commit(ctx, c); err == nil {
+			t.Fatal("commit of a bad batch succeeded")
+		}
 	}
 	if err := d.Discard(ctx, []destination.Staged{good, badStaged}); err != nil {
 		t.Fatal(err)
@@ -113,13 +120,9 @@ func TestCommitIsAtomic(t *testing.T) {
 		t.Errorf("state %v %v", rec, err)
 	}
 	// The destination still works.
-	again, err := d.Stage(ctx, batch([]any{int64(3), int64(30)}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := d.Commit(ctx, destination.Commit{
 		Changes: []destination.SchemaChange{{Kind: destination.AddColumn, Table: destination.Table{Name: "t"}, Column: destination.Column{Name: "extra", Type: contract.Boolean}}},
-		Batches: []destination.Staged{again},
+		Batches: []*destination.Batch{batch([]any{int64(3), int64(30)})},
 		State:   destination.StateRecord{State: []byte(`{"n":3}`), PrevHash: "abc"},
 		Synced:  synced,
 	}); err != nil {
