@@ -856,3 +856,24 @@ func TestInit(t *testing.T) {
 	wantSummary(t, string(out), map[string][4]int64{"customer": {3, 1, 1, 0}, "total": {3, 1, 1, 0}}, 2)
 	wantState(t, proj, "three_operations", `{"seq":5}`)
 }
+
+// --state starts the run from a file that sluice never writes: checkpoints
+// go to files/state.json, so a fixture survives any number of runs.
+func TestStateFlagIsReadOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fixture := filepath.Join(dir, "from-change-3.json")
+	writeFile(t, fixture, `{"seq":3}`)
+	r := debug(t, dir, "three-operations", "--state", fixture)
+	if !strings.Contains(r.stdout, "previous state: {\"seq\":3}\n") {
+		t.Errorf("run did not start from --state:\n%s", r.stdout)
+	}
+	// Changes 4 and 5 only: an update and a delete of rows that are not in
+	// this fresh warehouse, so no row appears.
+	wantSummary(t, r.stdout, map[string][4]int64{"customer": {0, 1, 1, 0}, "total": {0, 1, 1, 0}}, 1)
+	wantRows(t, dir, `SELECT count(*) FROM three_operations.customer`, [][]string{{"0"}})
+	if b, err := os.ReadFile(fixture); err != nil || string(b) != `{"seq":3}` {
+		t.Errorf("the --state file changed: %q, %v", b, err)
+	}
+	wantState(t, dir, "three_operations", `{"seq":5}`)
+}

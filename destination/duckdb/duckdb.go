@@ -102,6 +102,7 @@ func classify(path string, err error) error {
 		if i := strings.Index(msg, "Conflicting lock is held in "); i >= 0 {
 			detail = "held by " + strings.TrimPrefix(msg[i:], "Conflicting lock is held in ")
 		}
+		detail, _, _ = strings.Cut(detail, ". See also")
 		return &LockedError{Path: path, Detail: strings.TrimSpace(detail)}
 	}
 	return fmt.Errorf("open the warehouse %s: %w", path, err)

@@ -113,12 +113,16 @@ func (r *run) run(ctx context.Context) error {
 		return fmt.Errorf("schema name: %w (set --schema)", err)
 	}
 
+	// --state names where to start from; checkpoints always go to
+	// files/state.json, so a state file kept as a fixture is never
+	// overwritten.
 	r.statePath = filepath.Join(FilesDir, StateFile)
 	explicitState := r.flags.state != ""
+	readFrom := r.statePath
 	if explicitState {
-		r.statePath = r.flags.state
+		readFrom = r.flags.state
 	}
-	fileState, err := readStateFile(r.statePath, explicitState)
+	fileState, err := readStateFile(readFrom, explicitState)
 	if err != nil {
 		return err
 	}
@@ -141,7 +145,9 @@ func (r *run) run(ctx context.Context) error {
 	if note != "" {
 		fmt.Fprintln(r.stderr, note)
 	}
-	if !explicitState && startState != nil && !bytesEqual(fileState, startState) {
+	// From here on files/state.json holds the state the run starts from:
+	// the next commit's PrevHash refers to it.
+	if startState != nil && (explicitState || !bytesEqual(fileState, startState)) {
 		if _, err := writeStateFile(r.statePath, startState); err != nil {
 			return err
 		}
