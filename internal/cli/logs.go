@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -16,18 +17,35 @@ import (
 	"github.com/sluicedata/sluice/internal/contract"
 )
 
-// redactor masks configuration values in anything sluice prints or stores.
+// redactor masks secrets from the configuration in anything sluice prints or
+// stores. A value is a secret when its key's name says so (see secretKey);
+// a URL's password is a secret under any key. Masking every value would mask
+// harmless words such as a mode name wherever they occur in a message.
 type redactor struct{ secrets []string }
 
-// Values shorter than this are too likely to occur by chance ("1", "true") to
-// be masked everywhere they appear.
-const minSecretLen = 4
+// secretWords mark a configuration key as holding a secret.
+var secretWords = []string{"password", "passwd", "pwd", "secret", "token", "key", "credential", "auth", "private", "session", "cookie", "signature"}
+
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, w := range secretWords {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
 
 func newRedactor(cfg contract.Config) redactor {
 	var r redactor
-	for _, v := range cfg {
-		if len(v) >= minSecretLen {
+	for k, v := range cfg {
+		if v != "" && secretKey(k) {
 			r.secrets = append(r.secrets, v)
+		}
+		if u, err := url.Parse(v); err == nil && u.User != nil {
+			if p, ok := u.User.Password(); ok && p != "" {
+				r.secrets = append(r.secrets, p)
+			}
 		}
 	}
 	// Longest first, so a secret that contains another is masked whole.
