@@ -69,7 +69,7 @@ type Engine struct {
 	bySource map[string]*table
 	order    []*table // creation order, for stable commits and summaries
 
-	staged      []destination.Staged
+	w           *writer      // nil until Start
 	buffered    int          // rows held in memory, all tables
 	ops         atomic.Int64 // read by the progress line from another goroutine
 	checkpoints int64
@@ -101,6 +101,7 @@ func New(dest destination.Destination, opts Options) *Engine {
 // remembers the state the sync starts from (a JSON object, or nil).
 func (e *Engine) Start(ctx context.Context, declared []contract.Table, startState []byte) error {
 	e.ctx = ctx
+	e.w = newWriter(e.dest, e.opts.PrevHash, e.opts.OnCommit)
 	if startState == nil {
 		startState = []byte("{}")
 	}
@@ -308,16 +309,25 @@ func (e *Engine) Finish(ctx context.Context) error {
 	if err := e.check(); err != nil {
 		return err
 	}
-	if !e.dirty {
-		return nil
+	if e.dirty {
+		if err := e.commit(e.state); err != nil {
+			return err
+		}
 	}
-	return e.commit(e.state)
+	if err := e.w.close(); err != nil {
+		return e.fail(err)
+	}
+	return nil
 }
 
 // Abort drops staged batches after a failure; what was committed stays.
 func (e *Engine) Abort(ctx context.Context) error {
-	staged := e.staged
-	e.staged = nil
+	if e.w == nil {
+		return nil
+	}
+	e.w.close()
+	staged := e.w.staged
+	e.w.staged = nil
 	if len(staged) == 0 {
 		return nil
 	}
@@ -325,7 +335,14 @@ func (e *Engine) Abort(ctx context.Context) error {
 }
 
 // Err returns the error that stopped the engine, if any.
-func (e *Engine) Err() error { return e.err }
+func (e *Engine) Err() error {
+	if e.err == nil && e.w != nil {
+		if err := e.w.failed(); err != nil {
+			e.err = err
+		}
+	}
+	return e.err
+}
 
 // Ops returns the number of operations received so far.
 func (e *Engine) Ops() int64 { return e.ops.Load() }
@@ -353,6 +370,9 @@ type TableCount struct {
 func (e *Engine) check() error {
 	if e.err != nil {
 		return e.err
+	}
+	if err := e.w.failed(); err != nil {
+		return e.fail(err)
 	}
 	if err := e.ctx.Err(); err != nil {
 		return e.fail(fmt.Errorf("sync cancelled: %w", err))
@@ -665,14 +685,10 @@ func (e *Engine) stage(t *table) error {
 	if b == nil {
 		return nil
 	}
-	s, err := e.dest.Stage(e.ctx, b)
-	if err != nil {
-		return fmt.Errorf("stage %d rows of table %q: %w", b.Rows, t.name, err)
-	}
-	e.staged = append(e.staged, s)
 	e.buffered -= b.Rows
-	t.resetBatch()
-	return nil
+	t.handOff()
+	e.w.submit(writeJob{ctx: e.ctx, stage: b})
+	return e.w.failed()
 }
 
 // prepare completes the table's batch for the destination; nil if it holds
@@ -720,34 +736,25 @@ func (e *Engine) commit(state []byte) error {
 			pending = append(pending, b)
 		}
 	}
-	c := destination.Commit{
+	c := &destination.Commit{
 		Changes: changes,
-		Staged:  e.staged,
 		Batches: pending,
-		State:   destination.StateRecord{State: state, PrevHash: e.opts.PrevHash},
+		State:   destination.StateRecord{State: state},
 		Synced:  e.opts.Now().UTC(),
 	}
-	if err := e.dest.Commit(e.ctx, c); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	e.staged = nil
+	// The engine goes on as if the commit succeeded: if it fails, the
+	// writer's error stops the sync before anything else is committed.
 	for _, t := range e.order {
 		if t.batch.Rows > 0 || t.batch.Truncate {
 			e.buffered -= t.batch.Rows
-			t.resetBatch()
+			t.handOff()
 		}
 		t.markCommitted()
 	}
 	e.state = state
 	e.dirty = false
-	if e.opts.OnCommit != nil {
-		h, err := e.opts.OnCommit(state)
-		if err != nil {
-			return fmt.Errorf("after commit: %w", err)
-		}
-		e.opts.PrevHash = h
-	}
-	return nil
+	e.w.submit(writeJob{ctx: e.ctx, commit: c})
+	return e.w.failed()
 }
 
 // table is the engine's view of one destination table.
@@ -834,16 +841,14 @@ func (t *table) resolveKey() {
 	}
 }
 
-func (t *table) resetBatch() {
-	b := t.batch
+// handOff gives the table's batch to the writer and starts a new one.
+func (t *table) handOff() {
+	old := t.batch
+	b := &destination.Batch{Table: t.name, Values: make([][]any, len(old.Values))}
 	for i := range b.Values {
-		clear(b.Values[i])
-		b.Values[i] = b.Values[i][:0]
+		b.Values[i] = make([]any, 0, min(cap(old.Values[i]), 1024))
 	}
-	b.Set = b.Set[:0]
-	b.Deleted = b.Deleted[:0]
-	b.Rows = 0
-	b.Truncate = false
+	t.batch = b
 	clear(t.index)
 }
 
