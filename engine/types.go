@@ -40,11 +40,11 @@ func infer(v any) (col destination.Column, canon any, ok bool, err error) {
 	case nil:
 		return col, nil, false, nil
 	case bool:
-		return destination.Column{Type: contract.Boolean}, x, true, nil
+		return destination.Column{Type: contract.Boolean}, v, true, nil
 	case string:
-		return destination.Column{Type: contract.String}, x, true, nil
+		return destination.Column{Type: contract.String}, v, true, nil
 	case int64:
-		return destination.Column{Type: contract.Long}, x, true, nil
+		return destination.Column{Type: contract.Long}, v, true, nil
 	case int:
 		return destination.Column{Type: contract.Long}, int64(x), true, nil
 	case int32:
@@ -64,13 +64,16 @@ func infer(v any) (col destination.Column, canon any, ok bool, err error) {
 	case uint64:
 		return inferUint(x)
 	case float64:
-		return destination.Column{Type: contract.Double}, x, true, nil
+		return destination.Column{Type: contract.Double}, v, true, nil
 	case float32:
 		return destination.Column{Type: contract.Float}, float64(x), true, nil
 	case []byte:
 		// A copy: the connector may reuse its buffer once the call returns.
 		return destination.Column{Type: contract.Binary}, bytes.Clone(x), true, nil
 	case time.Time:
+		if canonicalTime(x) {
+			return destination.Column{Type: contract.UTCDateTime}, v, true, nil
+		}
 		return destination.Column{Type: contract.UTCDateTime}, micro(x.UTC()), true, nil
 	case *time.Time:
 		if x == nil {
@@ -221,6 +224,32 @@ func sameType(a, b destination.Column) bool {
 func coerce(v any, c destination.Column) (any, error) {
 	if v == nil {
 		return nil, nil
+	}
+	// The common case, a value already in its canonical form, passes
+	// through as the same interface value: boxing it again would allocate.
+	switch x := v.(type) {
+	case int64:
+		if c.Type == contract.Long ||
+			c.Type == contract.Int && x >= math.MinInt32 && x <= math.MaxInt32 ||
+			c.Type == contract.Short && x >= math.MinInt16 && x <= math.MaxInt16 {
+			return v, nil
+		}
+	case float64:
+		if c.Type == contract.Double || c.Type == contract.Float {
+			return v, nil
+		}
+	case bool:
+		if c.Type == contract.Boolean {
+			return v, nil
+		}
+	case string:
+		if c.Type == contract.String || c.Type == contract.XML {
+			return v, nil
+		}
+	case time.Time:
+		if c.Type == contract.UTCDateTime && canonicalTime(x) {
+			return v, nil
+		}
 	}
 	if p, ok := v.(*time.Time); ok {
 		if p == nil {
@@ -440,6 +469,12 @@ func asInt64(v any) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// canonicalTime reports whether t is already as the warehouse keeps it: UTC,
+// whole microseconds.
+func canonicalTime(t time.Time) bool {
+	return t.Location() == time.UTC && t.Nanosecond()%1000 == 0
 }
 
 func coerceInt(v any, lo, hi int64) (any, error) {
