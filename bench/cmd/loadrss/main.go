@@ -1,0 +1,155 @@
+// Command loadrss syncs N generated rows into a DuckDB file, through the
+// sluice engine or through DuckDB's raw appender, and prints rows/s and the
+// process's peak RSS (VmHWM), so that memory can be measured per scenario in
+// a process of its own:
+//
+//	go build -o /tmp/loadrss ./bench/cmd/loadrss
+//	/usr/bin/time -f '%M KB peak RSS' /tmp/loadrss -mode sluice-keyed -rows 20000000
+//
+// Upsert modes need a populated file first:
+//
+//	/tmp/loadrss -mode populate -rows 1000000 -db /tmp/pop.db
+//	cp /tmp/pop.db /tmp/up.db && /tmp/loadrss -mode sluice-upsert -rows 1000000 -db /tmp/up.db
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sluicedata/sluice/bench"
+	"github.com/sluicedata/sluice/destination/duckdb"
+)
+
+func main() {
+	var (
+		mode     = flag.String("mode", "sluice-keyed", "sluice-keyed | sluice-hash | sluice-upsert | raw-keyed | raw-hash | raw-replace | raw-merge | populate")
+		rows     = flag.Int64("rows", 1_000_000, "rows to load (upsert modes: the populated row count; rows/2 are updated and rows/2 added)")
+		dbPath   = flag.String("db", "", "DuckDB file (default: a new file in a temporary folder, removed afterwards)")
+		batch    = flag.Int("batch-rows", 0, "engine.Options.BatchRows (0: the engine's default, 65536)")
+		ckpt     = flag.Int64("checkpoint-every", 0, "call ops.Checkpoint every so many rows (0: one commit, at Finish)")
+		memLimit = flag.String("memory-limit", "", "DuckDB memory_limit (empty: the destination's default, 192MB)")
+		threads  = flag.String("threads", "", "DuckDB threads (empty: DuckDB's default, the core count)")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	path := *dbPath
+	if path == "" {
+		dir, err := os.MkdirTemp("", "loadrss-")
+		if err != nil {
+			fail(err)
+		}
+		tmpDir = dir
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "warehouse.db")
+	}
+	cfg := bench.Config{
+		Settings:        duckdb.Settings{MemoryLimit: *memLimit, Threads: *threads},
+		BatchRows:       *batch,
+		CheckpointEvery: *ckpt,
+	}
+
+	// Sample RSS while running, to show when the peak happens.
+	var peakAt atomic.Int64
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		var peak int64
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if rss := procStatus("VmRSS"); rss > peak {
+					peak = rss
+					peakAt.Store(int64(time.Since(start)))
+				}
+			}
+		}
+	}()
+
+	var d time.Duration
+	var err error
+	n := *rows
+	switch *mode {
+	case "sluice-keyed":
+		d, err = bench.SluiceLoad(ctx, path, n, bench.Keyed, cfg)
+	case "sluice-hash":
+		d, err = bench.SluiceLoad(ctx, path, n, bench.HashKeyed, cfg)
+	case "sluice-upsert":
+		d, err = bench.SluiceUpsert(ctx, path, n, cfg)
+	case "raw-keyed":
+		d, err = bench.RawLoad(ctx, path, n, bench.Keyed, cfg)
+	case "raw-hash":
+		d, err = bench.RawLoad(ctx, path, n, bench.HashKeyed, cfg)
+	case "raw-replace":
+		d, err = bench.RawMerge(ctx, path, n, bench.InsertOrReplace, cfg)
+	case "raw-merge":
+		d, err = bench.RawMerge(ctx, path, n, bench.MergeInto, cfg)
+	case "populate":
+		err = bench.Populate(ctx, path, n, cfg)
+		d = time.Since(start)
+	default:
+		err = fmt.Errorf("unknown -mode %q", *mode)
+	}
+	close(done)
+	if err != nil {
+		fail(err)
+	}
+	written := n
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fi, _ := os.Stat(path)
+	var size int64
+	if fi != nil {
+		size = fi.Size()
+	}
+	fmt.Printf("mode=%s rows=%d elapsed=%s rows/s=%.0f peak_rss_mb=%.1f peak_at=%s go_heap_sys_mb=%.1f db_mb=%.1f batch_rows=%d checkpoint_every=%d memory_limit=%q threads=%q\n",
+		*mode, written, d.Round(time.Millisecond), float64(written)/d.Seconds(),
+		float64(procStatus("VmHWM"))/1024, time.Duration(peakAt.Load()).Round(100*time.Millisecond),
+		float64(ms.HeapSys)/(1<<20), float64(size)/(1<<20),
+		*batch, *ckpt, *memLimit, *threads)
+}
+
+// procStatus reads a kB field of /proc/self/status.
+func procStatus(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), field+":"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
+
+// tmpDir is the temporary folder to remove on exit, if one was made.
+var tmpDir string
+
+func fail(err error) {
+	fmt.Fprintf(os.Stderr, "loadrss: %v\n", err)
+	fmt.Fprintf(os.Stderr, "peak_rss_mb=%.1f\n", float64(procStatus("VmHWM"))/1024)
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
+	os.Exit(1)
+}
