@@ -52,7 +52,14 @@ type DB struct {
 	conn   *sql.Conn // staging tables are temporary, so one connection owns them
 	tables map[string]*destination.Table
 	seq    int
+
+	memoryLimit string
 }
+
+// defaultMemoryLimit bounds DuckDB's buffer pool, so that a sync's memory
+// stays flat whatever the data size (see BENCHMARKS.md for what it measures
+// and where it does not hold).
+const defaultMemoryLimit = "192MB"
 
 // LockedError says the warehouse file is held by another process.
 type LockedError struct {
@@ -68,7 +75,7 @@ func (e *LockedError) Error() string {
 // turns a lock conflict into a LockedError.
 func OpenDB(ctx context.Context, path string, s Settings) (*sql.DB, error) {
 	if s.MemoryLimit == "" {
-		s.MemoryLimit = "192MB"
+		s.MemoryLimit = defaultMemoryLimit
 	}
 	if path != "" && path != ":memory:" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -119,7 +126,10 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open the warehouse %s: %w", path, err)
 	}
-	d := &DB{path: path, schema: schema, db: db, conn: conn}
+	d := &DB{path: path, schema: schema, db: db, conn: conn, memoryLimit: s.MemoryLimit}
+	if d.memoryLimit == "" {
+		d.memoryLimit = defaultMemoryLimit
+	}
 	s1 := quote(schema)
 	for _, q := range []string{
 		// Casts between TIMESTAMPTZ and text, as when a UTC_DATETIME
@@ -445,6 +455,7 @@ func (d *DB) Commit(ctx context.Context, c destination.Commit) (err error) {
 		if err != nil {
 			tx.Rollback()
 			d.tables = nil // the cache may hold changes that were rolled back
+			err = d.explain(err, c)
 		}
 	}()
 	if d.tables == nil {
@@ -479,6 +490,18 @@ func (d *DB) Commit(ctx context.Context, c destination.Commit) (err error) {
 	// Staging tables are scratch: a failure to drop them loses nothing.
 	_ = d.Discard(context.WithoutCancel(ctx), c.Staged)
 	return nil
+}
+
+// explain adds what to do to the DuckDB errors a user can act on. DuckDB
+// keeps a table's primary-key index in memory until the transaction that
+// fills it commits, so one commit of many rows can exceed memory_limit.
+func (d *DB) explain(err error, c destination.Commit) error {
+	if !strings.Contains(err.Error(), "Out of Memory Error") {
+		return err
+	}
+	return fmt.Errorf("%w\nDuckDB ran out of its memory_limit (%s) in a commit of %d staged and %d in-memory batches: "+
+		"checkpoint more often (every few hundred thousand rows), or raise the limit with --destination 'duckdb:%s?memory_limit=2GB'",
+		err, d.memoryLimit, len(c.Staged), len(c.Batches), d.path)
 }
 
 func (d *DB) applyChange(ctx context.Context, tx *sql.Tx, ch destination.SchemaChange) error {
