@@ -1,10 +1,11 @@
 // Package destination defines what the engine needs from a warehouse.
 //
 // A destination is opened for one connector's schema. The engine stages
-// batches out of memory as they fill, and at each checkpoint asks the
-// destination to apply schema changes, merge the staged batches in order,
-// and store the connector state, all in one transaction. Destinations are
-// registered by URL scheme (see Open), as database/sql drivers are.
+// batches that fill up before a checkpoint, and at each checkpoint asks the
+// destination to apply schema changes, merge the staged batches in order and
+// then the batches still in memory, and store the connector state, all in
+// one transaction. Destinations are registered by URL scheme (see Open), as
+// database/sql drivers are.
 package destination
 
 import (

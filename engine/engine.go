@@ -4,8 +4,10 @@
 // It normalises names, infers, enforces and widens types, computes surrogate
 // keys, folds the operations on each key into their net effect, stages full
 // batches out of memory, and at each checkpoint hands the destination one
-// commit: schema changes, the staged batches in order, and the state. It
-// knows destinations only through destination.Destination.
+// commit: schema changes, the staged batches in order, the batches still in
+// memory, and the state. Staging and commits run on a writer goroutine
+// (writer.go) behind the connector. It knows destinations only through
+// destination.Destination.
 package engine
 
 import (
