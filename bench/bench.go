@@ -1,8 +1,8 @@
 // Package bench measures the SDK path, from ops.Upsert to a committed DuckDB
 // table, against DuckDB's own fastest ways to load the same rows: the Go
 // appender straight into the target table for an initial load, and an
-// appender into a staging table followed by one INSERT OR REPLACE (or MERGE
-// INTO) for upserts into a populated table.
+// appender into a staging table followed by one MERGE INTO for upserts into
+// a populated table.
 //
 // Every scenario writes the same generated rows (8 data columns) into a table
 // with the DDL sluice itself creates, in a fresh DuckDB file opened with the
@@ -41,8 +41,8 @@ const (
 type Mode int
 
 const (
-	Keyed     Mode = iota // PRIMARY KEY (id)
-	HashKeyed             // no declared key: PRIMARY KEY (_sluice_id), a hash of the row
+	Keyed     Mode = iota // key (id)
+	HashKeyed             // no declared key: keyed by _sluice_id, a hash of the row
 )
 
 func (m Mode) String() string {
@@ -140,13 +140,8 @@ func CreateTableSQL(m Mode) string {
 	for _, c := range Columns {
 		b.WriteString(quote(c.Name) + " " + sqlType(c.Type) + ", ")
 	}
-	b.WriteString(quote(destination.ColumnSynced) + " TIMESTAMPTZ NOT NULL, " + quote(destination.ColumnDeleted) + " BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (")
-	if m == HashKeyed {
-		b.WriteString(quote(destination.ColumnID))
-	} else {
-		b.WriteString(quote("id"))
-	}
-	b.WriteString("))")
+	// sluice declares no PRIMARY KEY constraint: it keeps the key itself.
+	b.WriteString(quote(destination.ColumnSynced) + " TIMESTAMPTZ NOT NULL, " + quote(destination.ColumnDeleted) + " BOOLEAN NOT NULL DEFAULT false)")
 	return b.String()
 }
 
@@ -254,14 +249,15 @@ func RawLoad(ctx context.Context, path string, rows int64, m Mode, cfg Config) (
 }
 
 // Raw4 is the issue's reference measurement: the appender loading a 4-column
-// row (BIGINT key, VARCHAR, DOUBLE, BIGINT) into a keyed table.
+// row (BIGINT, VARCHAR, DOUBLE, BIGINT) into a table without constraints,
+// as sluice's tables are.
 func Raw4(ctx context.Context, path string, rows int64, cfg Config) (time.Duration, error) {
 	start := time.Now()
 	db, err := duckdb.OpenDB(ctx, path, cfg.Settings)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE t4 (id BIGINT PRIMARY KEY, name VARCHAR, amount DOUBLE, quantity BIGINT)`); err != nil {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t4 (id BIGINT, name VARCHAR, amount DOUBLE, quantity BIGINT)`); err != nil {
 		db.Close()
 		return 0, err
 	}
@@ -345,6 +341,11 @@ func Populate(ctx context.Context, path string, rows int64, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The key, where the destination keeps it (see destination/duckdb).
+	if _, err := db.ExecContext(ctx, `INSERT INTO `+quote(Schema)+`."_sluice_tables" VALUES (?, 'id')`, Table); err != nil {
+		db.Close()
+		return err
+	}
 	err = withRaw(ctx, db, func(dc driver.Conn) error {
 		return appendRows(ctx, dc, "", Schema, Table, 0, rows, 0, true, false)
 	})
@@ -358,25 +359,10 @@ func Populate(ctx context.Context, path string, rows int64, cfg Config) error {
 // with [0, rows): [rows/2, rows/2+rows), half updates and half new keys.
 func UpsertRange(rows int64) (from, n int64) { return rows / 2, rows }
 
-// MergeKind picks the statement of the raw staged merge.
-type MergeKind int
-
-const (
-	InsertOrReplace MergeKind = iota
-	MergeInto
-)
-
-func (k MergeKind) String() string {
-	if k == MergeInto {
-		return "MERGE INTO"
-	}
-	return "INSERT OR REPLACE"
-}
-
 // RawMerge is the physical limit of an upsert: the appender into one
-// temporary staging table, then one statement merging it into the populated
-// target in a transaction.
-func RawMerge(ctx context.Context, path string, rows int64, kind MergeKind, cfg Config) (time.Duration, error) {
+// temporary staging table, then one MERGE INTO the populated target in a
+// transaction.
+func RawMerge(ctx context.Context, path string, rows int64, cfg Config) (time.Duration, error) {
 	from, n := UpsertRange(rows)
 	start := time.Now()
 	db, err := duckdb.OpenDB(ctx, path, cfg.Settings)
@@ -417,25 +403,19 @@ func RawMerge(ctx context.Context, path string, rows int64, kind MergeKind, cfg 
 			names[i] = quote(c.Name)
 		}
 		all := strings.Join(names, ", ") + ", " + quote(destination.ColumnSynced) + ", " + quote(destination.ColumnDeleted)
-		var q string
-		switch kind {
-		case InsertOrReplace:
-			q = `INSERT OR REPLACE INTO ` + qualified + ` (` + all + `) SELECT ` + strings.Join(names, ", ") + `, ?::TIMESTAMPTZ, false FROM stage`
-		case MergeInto:
-			var set, ins []string
-			for _, n := range names[1:] {
-				set = append(set, n+" = s."+n)
-			}
-			for _, n := range names {
-				ins = append(ins, "s."+n)
-			}
-			q = `MERGE INTO ` + qualified + ` AS t USING stage AS s ON t."id" = s."id" ` +
-				`WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") + `, ` + quote(destination.ColumnSynced) + ` = $1::TIMESTAMPTZ, ` + quote(destination.ColumnDeleted) + ` = false ` +
-				`WHEN NOT MATCHED THEN INSERT (` + all + `) VALUES (` + strings.Join(ins, ", ") + `, $1::TIMESTAMPTZ, false)`
+		var set, ins []string
+		for _, n := range names[1:] {
+			set = append(set, n+" = s."+n)
 		}
+		for _, n := range names {
+			ins = append(ins, "s."+n)
+		}
+		q := `MERGE INTO ` + qualified + ` AS t USING stage AS s ON t."id" = s."id" ` +
+			`WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") + `, ` + quote(destination.ColumnSynced) + ` = $1::TIMESTAMPTZ, ` + quote(destination.ColumnDeleted) + ` = false ` +
+			`WHEN NOT MATCHED THEN INSERT (` + all + `) VALUES (` + strings.Join(ins, ", ") + `, $1::TIMESTAMPTZ, false)`
 		if _, err := tx.ExecContext(ctx, q, time.Now().UTC()); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("%s: %w", kind, err)
+			return fmt.Errorf("merge: %w", err)
 		}
 		if err := tx.Commit(); err != nil {
 			return err

@@ -74,12 +74,7 @@ var (
 	sdkHash = scenario{name: "sluice, hash-keyed", run: func(ctx context.Context, p string, n int64, c Config) (time.Duration, error) {
 		return SluiceLoad(ctx, p, n, HashKeyed, c)
 	}}
-	rawReplace = scenario{name: "raw stage + INSERT OR REPLACE", raw: true, populated: true, run: func(ctx context.Context, p string, n int64, c Config) (time.Duration, error) {
-		return RawMerge(ctx, p, n, InsertOrReplace, c)
-	}}
-	rawMerge = scenario{name: "raw stage + MERGE INTO", raw: true, populated: true, run: func(ctx context.Context, p string, n int64, c Config) (time.Duration, error) {
-		return RawMerge(ctx, p, n, MergeInto, c)
-	}}
+	rawMerge  = scenario{name: "raw stage + MERGE INTO", raw: true, populated: true, run: RawMerge}
 	sdkUpsert = scenario{name: "sluice upsert", populated: true, run: SluiceUpsert}
 	raw4      = scenario{name: "raw appender, 4 columns", raw: true, run: Raw4}
 
@@ -91,7 +86,6 @@ var (
 	pairs = []pair{
 		{name: "initial load, keyed", raw: rawKeyed, sdk: sdkKeyed, goal: 0.70, wantRows: loadRows, wantNewV1: noneV1},
 		{name: "initial load, hash-keyed", raw: rawHash, sdk: sdkHash, goal: 0.70, wantRows: loadRows, wantNewV1: noneV1},
-		{name: "upsert, populated (INSERT OR REPLACE)", raw: rawReplace, sdk: sdkUpsert, goal: 0.70, wantRows: upsertRows, wantNewV1: allV1},
 		{name: "upsert, populated (MERGE INTO)", raw: rawMerge, sdk: sdkUpsert, goal: 0.70, wantRows: upsertRows, wantNewV1: allV1},
 	}
 )
@@ -261,7 +255,7 @@ func BenchmarkSluiceKeyed(b *testing.B)  { benchScenario(b, sdkKeyed, nil) }
 func BenchmarkSluiceHash(b *testing.B)   { benchScenario(b, sdkHash, nil) }
 func BenchmarkSluiceUpsert(b *testing.B) { benchScenario(b, sdkUpsert, nil) }
 func BenchmarkRawKeyed(b *testing.B)     { benchScenario(b, rawKeyed, nil) }
-func BenchmarkRawReplace(b *testing.B)   { benchScenario(b, rawReplace, nil) }
+func BenchmarkRawMerge(b *testing.B)     { benchScenario(b, rawMerge, nil) }
 
 // TestBenchReport runs every pair -bench-reps times, alternating which of the
 // two goes first, and prints the median rows/s of each and their ratio. It
@@ -444,9 +438,9 @@ func fmtRuns(ms []measurement, rows int64) string {
 func TestScenariosAgree(t *testing.T) {
 	ctx := context.Background()
 	const rows = 3000
-	cfg := Config{BatchRows: 1000} // several staged batches per commit
+	cfg := Config{BatchRows: 1000} // several batches per transaction
 	sums := map[string]Summary{}
-	for _, s := range []scenario{rawKeyed, sdkKeyed, rawHash, sdkHash, rawReplace, rawMerge, sdkUpsert, raw4} {
+	for _, s := range []scenario{rawKeyed, sdkKeyed, rawHash, sdkHash, rawMerge, sdkUpsert, raw4} {
 		_, path, err := runOnce(ctx, t.TempDir(), s, rows, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -484,27 +478,21 @@ func TestScenariosAgree(t *testing.T) {
 // cost per row (fold, types, keys) is measured apart from DuckDB's.
 type nullDest struct{ staged int }
 
-type nullStaged string
-
-func (s nullStaged) Table() string { return string(s) }
-
 func (*nullDest) Describe(context.Context) ([]destination.Table, error)       { return nil, nil }
 func (*nullDest) ReadState(context.Context) (*destination.StateRecord, error) { return nil, nil }
-func (*nullDest) Discard(context.Context, []destination.Staged) error         { return nil }
 func (*nullDest) Log(context.Context, []destination.LogRecord) error          { return nil }
 func (*nullDest) Close() error                                                { return nil }
+func (d *nullDest) Begin(context.Context, time.Time) (destination.Tx, error)  { return nullTx{d}, nil }
 
-// Commit counts the rows of the batches the engine hands over in memory.
-func (d *nullDest) Commit(_ context.Context, c destination.Commit) error {
-	for _, b := range c.Batches {
-		d.staged += b.Rows
-	}
+// nullTx counts the rows of the batches the engine writes.
+type nullTx struct{ d *nullDest }
+
+func (nullTx) Apply(context.Context, []destination.SchemaChange) error { return nil }
+func (nullTx) Commit(context.Context, destination.StateRecord) error   { return nil }
+func (nullTx) Rollback() error                                         { return nil }
+func (t nullTx) Write(_ context.Context, b *destination.Batch) error {
+	t.d.staged += b.Rows
 	return nil
-}
-
-func (d *nullDest) Stage(_ context.Context, b *destination.Batch) (destination.Staged, error) {
-	d.staged += b.Rows
-	return nullStaged(b.Table), nil
 }
 
 // BenchmarkParts splits the sluice path's CPU cost per row: generating the

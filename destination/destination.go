@@ -1,11 +1,10 @@
 // Package destination defines what the engine needs from a warehouse.
 //
-// A destination is opened for one connector's schema. The engine stages
-// batches that fill up before a checkpoint, and at each checkpoint asks the
-// destination to apply schema changes, merge the staged batches in order and
-// then the batches still in memory, and store the connector state, all in
-// one transaction. Destinations are registered by URL scheme (see Open), as
-// database/sql drivers are.
+// A destination is opened for one connector's schema. Each checkpoint is one
+// transaction (Tx): the engine applies schema changes and writes batches as
+// they fill, in order, then commits them with the connector state.
+// Destinations are registered by URL scheme (see Open), as database/sql
+// drivers are.
 package destination
 
 import (
@@ -50,6 +49,10 @@ type Table struct {
 	Name       string
 	Columns    []Column
 	PrimaryKey []string
+	// Empty is true when Describe found no rows in the table, deleted or
+	// not. The engine then knows that every key it has not written itself
+	// is absent.
+	Empty bool
 }
 
 // Column returns the named column and whether it exists.
@@ -117,17 +120,17 @@ type Batch struct {
 	// over Columns.
 	Set     [][]uint64
 	Deleted []int8
+	// Fresh[r] reports that no row with row r's key can be in the table, so
+	// the row can be inserted without a lookup: the engine tracks the keys
+	// it wrote to a table that was empty when the sync started. Only full
+	// rows are ever fresh. Nil means no row is known to be fresh.
+	Fresh []bool
 }
 
 // IsSet reports whether row r writes column c.
 func (b *Batch) IsSet(r, c int) bool {
 	s := b.Set[r]
 	return s == nil || s[c/64]&(1<<(c%64)) != 0
-}
-
-// Staged is a batch moved out of memory, waiting for a commit.
-type Staged interface {
-	Table() string
 }
 
 // StateRecord is the connector state as kept in the destination. PrevHash is
@@ -137,17 +140,6 @@ type Staged interface {
 type StateRecord struct {
 	State    []byte // a JSON object
 	PrevHash string
-}
-
-// Commit is one atomic step: schema changes, then staged batches in order,
-// then batches still in memory (each newer than any staged batch of its
-// table), then state.
-type Commit struct {
-	Changes []SchemaChange
-	Staged  []Staged
-	Batches []*Batch
-	State   StateRecord
-	Synced  time.Time // the _sluice_synced value of every row written
 }
 
 // LogRecord is one connector log line.
@@ -163,17 +155,31 @@ type Destination interface {
 	Describe(ctx context.Context) ([]Table, error)
 	// ReadState returns the last committed state, or nil if none.
 	ReadState(ctx context.Context) (*StateRecord, error)
-	// Stage moves a batch out of memory. It is not visible in the tables
-	// until a Commit names it.
-	Stage(ctx context.Context, b *Batch) (Staged, error)
-	// Commit applies c in one transaction: all of it or none of it.
-	Commit(ctx context.Context, c Commit) error
-	// Discard drops staged batches that will not be committed.
-	Discard(ctx context.Context, staged []Staged) error
+	// Begin opens the transaction of one checkpoint. Every row it writes
+	// gets synced as its _sluice_synced. At most one is open at a time.
+	Begin(ctx context.Context, synced time.Time) (Tx, error)
 	// Log stores log records outside of any sync transaction, so that the
 	// logs of a failed run survive it.
 	Log(ctx context.Context, recs []LogRecord) error
 	Close() error
+}
+
+// Tx is one checkpoint: schema changes and batches applied in the order
+// given, then the state, all visible together at Commit or not at all. The
+// engine hands batches over as they fill, so a destination should write
+// them through rather than hold them: memory then stays bounded by the
+// batch, however far apart the connector's checkpoints are.
+type Tx interface {
+	// Apply makes schema changes. A batch that needs a change comes after
+	// it; a change may come after batches of the same table.
+	Apply(ctx context.Context, changes []SchemaChange) error
+	// Write merges a batch into its table.
+	Write(ctx context.Context, b *Batch) error
+	// Commit stores the state and makes everything durable at once.
+	Commit(ctx context.Context, state StateRecord) error
+	// Rollback drops everything since Begin. It is safe after a failed
+	// Commit or a failed Write.
+	Rollback() error
 }
 
 // Opener opens a destination for the schema named in the options.

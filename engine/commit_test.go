@@ -97,7 +97,7 @@ func TestCheckpointIsACommit(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	w.expectRows(`SELECT id, name, _sluice_deleted FROM {items} ORDER BY id`, "1|a|false", "2|b|false", "3|c|false")
-	if got := w.tables(); len(got) != 3 || got[2] != "items" {
+	if got := w.tables(); len(got) != 4 || got[3] != "items" {
 		t.Errorf("tables %v", got)
 	}
 	if _, ok := w.columnTypes("items")["extra"]; ok {

@@ -2,18 +2,19 @@
 // warehouse state.
 //
 // It normalises names, infers, enforces and widens types, computes surrogate
-// keys, folds the operations on each key into their net effect, stages full
-// batches out of memory, and at each checkpoint hands the destination one
-// commit: schema changes, the staged batches in order, the batches still in
-// memory, and the state. Staging and commits run on a writer goroutine
-// (writer.go) behind the connector. It knows destinations only through
-// destination.Destination.
+// keys, and folds the operations on each key into their net effect. Each
+// checkpoint is one destination transaction: full batches are written into
+// it as they fill, each after the schema changes it needs, and the
+// checkpoint commits them with the state. Writes and commits run on a
+// writer goroutine (writer.go) behind the connector. It knows destinations
+// only through destination.Destination.
 package engine
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -27,8 +28,13 @@ import (
 // Options tune an Engine. The zero value is usable.
 type Options struct {
 	// BatchRows is how many distinct keys of one table are held in memory
-	// before they are staged in the destination. Default 65,536.
+	// before they are written to the destination. Default 65,536.
 	BatchRows int
+	// KeyFilterBytes bounds the memory each table that was empty when the
+	// sync started may use to remember the keys written to it (see
+	// keyFilter). Past it, every row of the table is merged rather than
+	// inserted. Default 32 MiB; negative: no filter.
+	KeyFilterBytes int
 	// PrevHash is the hash of the state file the run started from (see
 	// destination.StateRecord).
 	PrevHash string
@@ -77,7 +83,9 @@ type Engine struct {
 	checkpoints int64
 	state       []byte // last committed state
 	dirty       bool   // something to commit beyond the last commit
-	err         error  // sticky: once set, every call returns it
+	inTx        bool   // a job of the open transaction has been submitted
+	synced      time.Time
+	err         error // sticky: once set, every call returns it
 
 	hashBuf []byte
 	keyBuf  []byte
@@ -90,6 +98,9 @@ func New(dest destination.Destination, opts Options) *Engine {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.KeyFilterBytes == 0 {
+		opts.KeyFilterBytes = 32 << 20
 	}
 	return &Engine{
 		dest:     dest,
@@ -113,8 +124,11 @@ func (e *Engine) Start(ctx context.Context, declared []contract.Table, startStat
 		return fmt.Errorf("read warehouse tables: %w", err)
 	}
 	for _, dt := range existing {
-		t := newTable(dt.Name, dt.Name)
+		t := e.newTable(dt.Name, dt.Name)
 		t.inDest = true
+		if !dt.Empty {
+			t.keys = nil // its keys are unknown
+		}
 		t.key = slices.Clone(dt.PrimaryKey)
 		for _, c := range dt.Columns {
 			t.addColumn(c.Name, c.Name, c, false, true)
@@ -161,7 +175,7 @@ func (e *Engine) declare(dt contract.Table, seen map[string]string) error {
 	}
 	t, exists := e.tables[name]
 	if !exists {
-		t = newTable(name, dt.Name)
+		t = e.newTable(name, dt.Name)
 		t.key = key
 		t.hashKey = key[0] == destination.ColumnID
 		e.tables[name] = t
@@ -322,18 +336,14 @@ func (e *Engine) Finish(ctx context.Context) error {
 	return nil
 }
 
-// Abort drops staged batches after a failure; what was committed stays.
+// Abort ends a failed sync: what was written since the last checkpoint is
+// rolled back, and what was committed stays.
 func (e *Engine) Abort(ctx context.Context) error {
 	if e.w == nil {
 		return nil
 	}
 	e.w.close()
-	staged := e.w.staged
-	e.w.staged = nil
-	if len(staged) == 0 {
-		return nil
-	}
-	return e.dest.Discard(ctx, staged)
+	return nil
 }
 
 // Err returns the error that stopped the engine, if any.
@@ -415,7 +425,7 @@ func (e *Engine) table(source string) (*table, error) {
 		e.bySource[source] = t
 		return t, nil
 	}
-	t := newTable(name, source)
+	t := e.newTable(name, source)
 	t.claimed = true
 	t.key = []string{destination.ColumnID}
 	t.hashKey = true
@@ -547,6 +557,9 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 	if !exists {
 		r = b.Rows
 		t.index[string(key)] = r
+		if t.keys != nil {
+			t.hashes = append(t.hashes, maphash.Bytes(keySeed, key))
+		}
 		b.Rows++
 		e.buffered++
 		for c := range vals {
@@ -681,15 +694,22 @@ func (e *Engine) newColumn(t *table, source string) (int, error) {
 	return i, nil
 }
 
-// stage moves a table's batch out of memory.
+// stage hands a table's batch to the writer, with the schema changes it
+// needs, into the open transaction.
 func (e *Engine) stage(t *table) error {
+	changes := t.pendingChanges()
 	b := t.prepare()
-	if b == nil {
+	if b == nil && len(changes) == 0 {
 		return nil
 	}
-	e.buffered -= b.Rows
-	t.handOff()
-	e.w.submit(writeJob{ctx: e.ctx, stage: b})
+	j := writeJob{ctx: e.ctx, changes: changes}
+	if b != nil {
+		e.buffered -= b.Rows
+		t.handOff()
+		j.batches = []*destination.Batch{b}
+	}
+	t.markApplied()
+	e.submit(j)
 	return e.w.failed()
 }
 
@@ -712,7 +732,33 @@ func (t *table) prepare() *destination.Batch {
 	for i := len(b.Set); i < b.Rows; i++ {
 		b.Set = append(b.Set, nil)
 	}
+	t.markFresh(b)
 	return b
+}
+
+// keySeed hashes keys for the key filters, which live only in memory.
+var keySeed = maphash.MakeSeed()
+
+// markFresh marks the batch's full rows whose keys the table cannot hold
+// yet, and records every full row's key as written.
+func (t *table) markFresh(b *destination.Batch) {
+	if t.keys == nil || len(t.hashes) != b.Rows {
+		return
+	}
+	b.Fresh = make([]bool, b.Rows)
+	for r, h := range t.hashes {
+		if b.Set[r] != nil {
+			continue // a partial row never inserts
+		}
+		fresh := !t.keys.mayContain(h)
+		if !t.keys.add(h) {
+			// Too many keys to remember: from here on the table is
+			// merged. Rows already marked are new all the same.
+			t.keys = nil
+			return
+		}
+		b.Fresh[r] = fresh
+	}
 }
 
 func (e *Engine) stageAll() error {
@@ -724,38 +770,38 @@ func (e *Engine) stageAll() error {
 	return nil
 }
 
-// commit applies schema changes, the staged batches, the batches still in
-// memory and the state in one destination transaction. Batches in memory go
-// to the destination directly rather than through a staging step: for a
-// connector that checkpoints at least every BatchRows rows, that is every
-// row, written once.
-func (e *Engine) commit(state []byte) error {
-	var changes []destination.SchemaChange
-	var pending []*destination.Batch
-	for _, t := range e.order {
-		changes = append(changes, t.pendingChanges()...)
-		if b := t.prepare(); b != nil {
-			pending = append(pending, b)
-		}
+// submit queues a job, choosing _sluice_synced when it is the first of a
+// transaction. Every row of one transaction gets the same value.
+func (e *Engine) submit(j writeJob) {
+	if !e.inTx {
+		e.synced = e.opts.Now().UTC()
+		e.inTx = true
 	}
-	c := &destination.Commit{
-		Changes: changes,
-		Batches: pending,
-		State:   destination.StateRecord{State: state},
-		Synced:  e.opts.Now().UTC(),
+	j.synced = e.synced
+	if j.state != nil {
+		e.inTx = false
+	}
+	e.w.submit(j)
+}
+
+// commit hands the writer what is left of the checkpoint (schema changes and
+// the batches still in memory) and the state to commit with it.
+func (e *Engine) commit(state []byte) error {
+	j := writeJob{ctx: e.ctx, state: state}
+	for _, t := range e.order {
+		j.changes = append(j.changes, t.pendingChanges()...)
+		if b := t.prepare(); b != nil {
+			j.batches = append(j.batches, b)
+			e.buffered -= b.Rows
+			t.handOff()
+		}
+		t.markApplied()
 	}
 	// The engine goes on as if the commit succeeded: if it fails, the
 	// writer's error stops the sync before anything else is committed.
-	for _, t := range e.order {
-		if t.batch.Rows > 0 || t.batch.Truncate {
-			e.buffered -= t.batch.Rows
-			t.handOff()
-		}
-		t.markCommitted()
-	}
 	e.state = state
 	e.dirty = false
-	e.w.submit(writeJob{ctx: e.ctx, commit: c})
+	e.submit(j)
 	return e.w.failed()
 }
 
@@ -775,9 +821,14 @@ type table struct {
 	byName   map[string]int
 	bySource map[string]int
 
-	batch   *destination.Batch
-	index   map[string]int // key -> batch row
-	scratch []any          // per-row buffers, reused
+	batch *destination.Batch
+	index map[string]int // key -> batch row
+	// keys holds the keys written to the table, when it was empty at the
+	// start of the sync: nil once unknown. hashes are the batch rows' keys
+	// for it.
+	keys    *keyFilter
+	hashes  []uint64
+	scratch []any // per-row buffers, reused
 	raw     []any
 	present []uint64
 	unknown []string
@@ -793,8 +844,13 @@ type column struct {
 	isKey    bool
 }
 
-func newTable(name, source string) *table {
+func (e *Engine) newTable(name, source string) *table {
+	var keys *keyFilter
+	if e.opts.KeyFilterBytes > 0 {
+		keys = newKeyFilter(e.opts.KeyFilterBytes)
+	}
 	return &table{
+		keys:     keys,
 		name:     name,
 		source:   source,
 		byName:   map[string]int{},
@@ -852,6 +908,7 @@ func (t *table) handOff() {
 	}
 	t.batch = b
 	clear(t.index)
+	t.hashes = t.hashes[:0]
 }
 
 // destTable is the table as it should exist in the destination now.
@@ -893,7 +950,9 @@ func (t *table) pendingChanges() []destination.SchemaChange {
 
 func (t *table) batchEmpty() bool { return t.batch.Rows == 0 && !t.batch.Truncate }
 
-func (t *table) markCommitted() {
+// markApplied records that the destination will have the table as it is
+// now, once the job just prepared is carried out.
+func (t *table) markApplied() {
 	t.inDest = t.inDest || t.declared || t.claimed
 	for i := range t.cols {
 		c := &t.cols[i]

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicedata/sluice/engine"
 	"github.com/sluicedata/sluice/internal/contract"
@@ -173,17 +174,22 @@ func TestModelInterleavings(t *testing.T) {
 	if testing.Short() {
 		seeds = 3
 	}
-	for seed := range seeds {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			t.Parallel()
-			runModel(t, uint64(seed))
-		})
+	// The key filter decides which rows are inserted without a lookup:
+	// run with the default, with one that fills up within the first
+	// syncs (two blocks, 48 keys), and with none.
+	for _, filter := range []int{0, 64, -1} {
+		for seed := range seeds {
+			t.Run(fmt.Sprintf("filter%d/seed%d", filter, seed), func(t *testing.T) {
+				t.Parallel()
+				runModel(t, uint64(seed), filter)
+			})
+		}
 	}
 }
 
 var errStop = errors.New("connector stops")
 
-func runModel(t *testing.T, seed uint64) {
+func runModel(t *testing.T, seed uint64, filterBytes int) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	g := &gen{rng: rng}
 	w := newWarehouse(t)
@@ -192,7 +198,10 @@ func runModel(t *testing.T, seed uint64) {
 	for i, m := range model {
 		committed[i] = m.clone()
 	}
-	ck := &clock{}
+	// The engine reads the clock once per transaction, whenever its first
+	// write happens; the model cannot tell when that is, so the clock
+	// gives the number of the next commit, counted by the model.
+	ck := &commitClock{}
 	committedState := "<none>"
 	state := ""
 	step := 0
@@ -202,7 +211,7 @@ func runModel(t *testing.T, seed uint64) {
 		fail := rng.IntN(3) == 0
 		nops := 20 + rng.IntN(40)
 		dirty := !created // a first commit creates the declared tables
-		err := w.sync(engine.Options{BatchRows: batch, Now: ck.now}, modelSchema, func(r *syncRun) error {
+		err := w.sync(engine.Options{BatchRows: batch, Now: ck.now, KeyFilterBytes: filterBytes}, modelSchema, func(r *syncRun) error {
 			o := r.e
 			for range nops {
 				step++
@@ -222,6 +231,7 @@ func runModel(t *testing.T, seed uint64) {
 					}
 					committedState = state
 					dirty, created = false, true
+					ck.n++
 				case p < 11:
 					err = o.Truncate(src)
 					for _, mr := range m.rows {
@@ -305,6 +315,7 @@ func runModel(t *testing.T, seed uint64) {
 		default:
 			if dirty {
 				created = true
+				ck.n++
 				// Finish committed the tail with the last checkpointed state.
 				for i, m := range model {
 					committed[i] = m.clone()
@@ -325,6 +336,11 @@ func runModel(t *testing.T, seed uint64) {
 		}
 	}
 }
+
+// commitClock gives base + (n+1) seconds, n being the commits so far.
+type commitClock struct{ n int }
+
+func (c *commitClock) now() time.Time { return clockBase.Add(time.Duration(c.n+1) * time.Second) }
 
 func diffLines(got, want []string) string {
 	var b strings.Builder

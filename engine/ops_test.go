@@ -183,7 +183,7 @@ func TestTruncateOfUnknownTableCreatesIt(t *testing.T) {
 	w.mustSync(engine.Options{}, nil, func(r *syncRun) error {
 		return r.e.Truncate("empty")
 	})
-	if ts := w.tables(); len(ts) != 3 || ts[0] != "_sluice_log" || ts[2] != "empty" {
+	if ts := w.tables(); len(ts) != 4 || ts[0] != "_sluice_log" || ts[3] != "empty" {
 		t.Errorf("tables %v", ts)
 	}
 }

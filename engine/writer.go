@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sluicedata/sluice/destination"
 )
@@ -15,8 +16,12 @@ import (
 // memory in flight to about two batch sets and slows a connector that
 // outpaces the destination (backpressure).
 //
-// Errors are sticky: after the first, the writer skips its remaining jobs,
-// and the engine returns the error from the next operation.
+// The writer owns the destination transaction: the first job after a
+// commit begins one, and a job with a state commits it.
+//
+// Errors are sticky: after the first, the writer rolls the transaction
+// back, skips its remaining jobs, and the engine returns the error from the
+// next operation.
 type writer struct {
 	dest     destination.Destination
 	onCommit func(state []byte) (string, error)
@@ -25,15 +30,17 @@ type writer struct {
 	jobs chan writeJob
 	done chan struct{}
 
-	mu     sync.Mutex
-	err    error
-	staged []destination.Staged // staged since the last commit; owned by the writer goroutine
+	mu  sync.Mutex
+	err error
+	tx  destination.Tx // owned by the writer goroutine
 }
 
 type writeJob struct {
-	ctx    context.Context
-	stage  *destination.Batch
-	commit *destination.Commit
+	ctx     context.Context
+	synced  time.Time // of the transaction, if this job begins one
+	changes []destination.SchemaChange
+	batches []*destination.Batch
+	state   []byte // non-nil: commit, with this state
 }
 
 func newWriter(dest destination.Destination, prevHash string, onCommit func([]byte) (string, error)) *writer {
@@ -48,39 +55,52 @@ func (w *writer) run() {
 		if w.failed() != nil {
 			continue
 		}
-		var err error
-		switch {
-		case j.stage != nil:
-			err = w.stage(j.ctx, j.stage)
-		case j.commit != nil:
-			err = w.commit(j.ctx, j.commit)
-		}
-		if err != nil {
+		if err := w.do(j); err != nil {
+			if w.tx != nil {
+				w.tx.Rollback()
+				w.tx = nil
+			}
 			w.mu.Lock()
 			w.err = err
 			w.mu.Unlock()
 		}
 	}
+	if w.tx != nil {
+		// The sync ended without a commit (an error in the engine or the
+		// connector): nothing since the last checkpoint is kept.
+		w.tx.Rollback()
+		w.tx = nil
+	}
 }
 
-func (w *writer) stage(ctx context.Context, b *destination.Batch) error {
-	s, err := w.dest.Stage(ctx, b)
+func (w *writer) do(j writeJob) error {
+	if w.tx == nil {
+		tx, err := w.dest.Begin(j.ctx, j.synced)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		w.tx = tx
+	}
+	if len(j.changes) > 0 {
+		if err := w.tx.Apply(j.ctx, j.changes); err != nil {
+			return err
+		}
+	}
+	for _, b := range j.batches {
+		if err := w.tx.Write(j.ctx, b); err != nil {
+			return fmt.Errorf("write %d rows to table %q: %w", b.Rows, b.Table, err)
+		}
+	}
+	if j.state == nil {
+		return nil
+	}
+	err := w.tx.Commit(j.ctx, destination.StateRecord{State: j.state, PrevHash: w.prevHash})
 	if err != nil {
-		return fmt.Errorf("stage %d rows of table %q: %w", b.Rows, b.Table, err)
+		return err
 	}
-	w.staged = append(w.staged, s)
-	return nil
-}
-
-func (w *writer) commit(ctx context.Context, c *destination.Commit) error {
-	c.Staged = w.staged
-	c.State.PrevHash = w.prevHash
-	if err := w.dest.Commit(ctx, *c); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	w.staged = nil
+	w.tx = nil
 	if w.onCommit != nil {
-		h, err := w.onCommit(c.State.State)
+		h, err := w.onCommit(j.state)
 		if err != nil {
 			return fmt.Errorf("after commit: %w", err)
 		}
@@ -103,7 +123,8 @@ func (w *writer) failed() error {
 	return w.err
 }
 
-// close waits for the queued jobs and returns the first error.
+// close waits for the queued jobs, rolls back a transaction left open, and
+// returns the first error.
 func (w *writer) close() error {
 	select {
 	case <-w.done:

@@ -335,8 +335,7 @@ func TestThreeOperations(t *testing.T) {
 		"id BIGINT", "email VARCHAR", "name VARCHAR", "plan VARCHAR",
 		"_sluice_synced TIMESTAMP WITH TIME ZONE", "_sluice_deleted BOOLEAN",
 	})
-	wantRows(t, dir, `SELECT constraint_column_names::VARCHAR FROM duckdb_constraints()
-		WHERE schema_name = 'three_operations' AND table_name = 'customer' AND constraint_type = 'PRIMARY KEY'`, [][]string{{"[id]"}})
+	wantRows(t, dir, `SELECT primary_key FROM three_operations._sluice_tables WHERE table_name = 'customer'`, [][]string{{"id"}})
 	// Row 2 was updated partially: only plan changed. Row 3 was deleted: it
 	// stays, flagged, with its last values.
 	const q = `SELECT id, name, email, plan, _sluice_deleted FROM three_operations.customer ORDER BY id`
@@ -488,10 +487,8 @@ func TestMultipleTables(t *testing.T) {
 		"order_id BIGINT", "customer_id BIGINT", "placed_at TIMESTAMP WITH TIME ZONE", "total DECIMAL(10,2)", "shipping_address JSON"}, sys...))
 	wantColumns(t, dir, "multiple_tables", "order_line", append([]string{
 		"order_id BIGINT", "line_no INTEGER", "sku VARCHAR", "quantity INTEGER", "unit_price DECIMAL(10,2)"}, sys...))
-	wantRows(t, dir, `SELECT table_name, constraint_column_names::VARCHAR FROM duckdb_constraints()
-		WHERE schema_name = 'multiple_tables' AND constraint_type = 'PRIMARY KEY' AND table_name NOT LIKE '\_sluice\_%' ESCAPE '\'
-		ORDER BY table_name`,
-		[][]string{{"customer", "[customer_id]"}, {"order", "[order_id]"}, {"order_line", "[order_id, line_no]"}})
+	wantRows(t, dir, `SELECT table_name, primary_key FROM multiple_tables._sluice_tables ORDER BY table_name`,
+		[][]string{{"customer", "customer_id"}, {"order", "order_id"}, {"order_line", "order_id,line_no"}})
 
 	check := func() {
 		t.Helper()
@@ -638,11 +635,12 @@ func TestLocalCommands(t *testing.T) {
 
 	r = run(t, dir, nil, name, "tables")
 	wantTables := [][]string{
-		{"schema", "table", "rows", "columns"},
-		{"three_operations", "_sluice_log", "0", "time TIMESTAMP WITH TIME ZONE, level VARCHAR, message VARCHAR"},
-		{"three_operations", "_sluice_state", "1", "id INTEGER, state JSON, prev_hash VARCHAR, committed_at TIMESTAMP WITH TIME ZONE"},
-		{"three_operations", "customer", "3", "id BIGINT, email VARCHAR, name VARCHAR, plan VARCHAR, _sluice_synced TIMESTAMP WITH TIME ZONE, _sluice_deleted BOOLEAN"},
-		{"(3 rows)"},
+		{"schema", "table", "key", "rows", "columns"},
+		{"three_operations", "_sluice_log", "NULL", "0", "time TIMESTAMP WITH TIME ZONE, level VARCHAR, message VARCHAR"},
+		{"three_operations", "_sluice_state", "NULL", "1", "id INTEGER, state JSON, prev_hash VARCHAR, committed_at TIMESTAMP WITH TIME ZONE"},
+		{"three_operations", "_sluice_tables", "NULL", "1", "table_name VARCHAR, primary_key VARCHAR"},
+		{"three_operations", "customer", "id", "3", "id BIGINT, email VARCHAR, name VARCHAR, plan VARCHAR, _sluice_synced TIMESTAMP WITH TIME ZONE, _sluice_deleted BOOLEAN"},
+		{"(4 rows)"},
 	}
 	var gotTables [][]string
 	for _, line := range strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n") {

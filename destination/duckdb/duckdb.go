@@ -1,12 +1,13 @@
 // Package duckdb is the embedded DuckDB destination, the default for local
 // runs: duckdb:files/warehouse.db (relative) or duckdb:///abs/warehouse.db.
 //
-// A commit merges each batch into its target with one INSERT OR REPLACE for
-// full rows and one UPDATE ... FROM for partial rows, never a statement per
-// row. Batches still in memory at the commit stream through DuckDB's query
-// appender straight into those statements; batches the engine had to move
-// out of memory before the commit wait in temporary staging tables, filled
-// by the plain appender.
+// Each checkpoint is one DuckDB transaction, open while the engine writes
+// its batches. A batch goes into its table through DuckDB's query appender,
+// at most three statements per batch and never one per row: a plain INSERT
+// for rows the engine knows are new, a MERGE INTO for full rows that may
+// replace a row, and an UPDATE ... FROM for partial rows. Tables carry no
+// PRIMARY KEY constraint (its index would have to fit in memory until the
+// commit); the key is kept in _sluice_tables and merges join on it.
 package duckdb
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,12 +51,15 @@ type DB struct {
 	path   string
 	schema string
 	db     *sql.DB
-	conn   *sql.Conn // staging tables are temporary, so one connection owns them
+	conn   *sql.Conn // the sync's transaction and its appenders share it
 	tables map[string]*destination.Table
-	seq    int
 
 	memoryLimit string
 }
+
+// tablesTable records each table's key columns, comma-separated: tables
+// carry no PRIMARY KEY constraint (see tx.apply).
+const tablesTable = "_sluice_tables"
 
 // defaultMemoryLimit bounds DuckDB's buffer pool, so that a sync's memory
 // stays flat whatever the data size (see BENCHMARKS.md for what it measures
@@ -137,6 +142,7 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 		`SET TimeZone = 'UTC'`,
 		`CREATE SCHEMA IF NOT EXISTS ` + s1,
 		`CREATE TABLE IF NOT EXISTS ` + s1 + `.` + quote(destination.StateTable) + ` (id INTEGER PRIMARY KEY, state JSON NOT NULL, prev_hash VARCHAR, committed_at TIMESTAMPTZ NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + s1 + `.` + quote(tablesTable) + ` (table_name VARCHAR PRIMARY KEY, primary_key VARCHAR NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS ` + s1 + `.` + quote(destination.LogTable) + ` ("time" TIMESTAMPTZ NOT NULL, level VARCHAR NOT NULL, message VARCHAR NOT NULL)`,
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
@@ -286,33 +292,37 @@ func (d *DB) Describe(ctx context.Context) ([]destination.Table, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	pk, err := d.conn.QueryContext(ctx, `SELECT table_name, constraint_column_names FROM duckdb_constraints()
-		WHERE schema_name = ? AND constraint_type = 'PRIMARY KEY'`, d.schema)
+	keys, err := d.conn.QueryContext(ctx, `SELECT table_name, primary_key FROM `+d.qualified(tablesTable))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read table keys: %w", err)
 	}
-	defer pk.Close()
-	for pk.Next() {
-		var tname string
-		var cols []any
-		if err := pk.Scan(&tname, &cols); err != nil {
+	defer keys.Close()
+	for keys.Next() {
+		var tname, key string
+		if err := keys.Scan(&tname, &key); err != nil {
 			return nil, err
 		}
 		if t := byName[tname]; t != nil {
-			for _, c := range cols {
-				t.PrimaryKey = append(t.PrimaryKey, fmt.Sprint(c))
-			}
+			t.PrimaryKey = strings.Split(key, ",")
 		}
 	}
-	if err := pk.Err(); err != nil {
+	if err := keys.Err(); err != nil {
 		return nil, err
+	}
+	for _, n := range order {
+		if len(byName[n].PrimaryKey) == 0 {
+			continue
+		}
+		if err := d.conn.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+d.qualified(n)+`)`).Scan(&byName[n].Empty); err != nil {
+			return nil, fmt.Errorf("table %q: %w", n, err)
+		}
 	}
 	out := make([]destination.Table, 0, len(order))
 	d.tables = map[string]*destination.Table{}
 	for _, n := range order {
 		t := byName[n]
 		if len(t.PrimaryKey) == 0 {
-			return nil, fmt.Errorf("table %q in schema %q has no primary key, so sluice did not create it: drop or rename it", n, d.schema)
+			return nil, fmt.Errorf("table %q in schema %q was not created by sluice: drop or rename it", n, d.schema)
 		}
 		out = append(out, *t)
 		d.tables[n] = t
@@ -334,87 +344,311 @@ func (d *DB) ReadState(ctx context.Context) (*destination.StateRecord, error) {
 	return &destination.StateRecord{State: []byte(state), PrevHash: prev.String}, nil
 }
 
-// staged is a batch in a temporary table.
-type staged struct {
-	name       string
-	table      string
-	columns    []destination.Column
-	key        []int
-	truncate   bool
-	hasFull    bool
-	hasPartial bool
-}
-
-func (s *staged) Table() string { return s.table }
-
-// Stage implements destination.Destination.
-func (d *DB) Stage(ctx context.Context, b *destination.Batch) (destination.Staged, error) {
-	d.seq++
-	s := &staged{
-		name:     fmt.Sprintf("_sluice_stage_%d", d.seq),
-		table:    b.Table,
-		columns:  append([]destination.Column(nil), b.Columns...),
-		key:      append([]int(nil), b.Key...),
-		truncate: b.Truncate,
-	}
-	if b.Rows == 0 {
-		return s, nil
-	}
-	var ddl strings.Builder
-	ddl.WriteString("CREATE TEMP TABLE " + quote(s.name) + " (")
-	for i, c := range s.columns {
-		if i > 0 {
-			ddl.WriteString(", ")
+// Begin implements destination.Destination.
+func (d *DB) Begin(ctx context.Context, synced time.Time) (destination.Tx, error) {
+	if d.tables == nil {
+		if _, err := d.Describe(ctx); err != nil {
+			return nil, err
 		}
-		ddl.WriteString(quote(c.Name) + " " + stagedType(c))
 	}
-	ddl.WriteString(`, "_sluice_row_set" VARCHAR, "_sluice_row_del" TINYINT)`)
-	if _, err := d.conn.ExecContext(ctx, ddl.String()); err != nil {
-		return nil, fmt.Errorf("create staging table: %w", err)
-	}
-	err := d.conn.Raw(func(dc any) error {
-		ap, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", s.name)
-		if err != nil {
-			return err
-		}
-		s.hasFull, s.hasPartial, err = appendRows(ap, b, allRows)
-		if err != nil {
-			ap.Close()
-			return err
-		}
-		return ap.CloseWithCancel(ctx)
-	})
+	t, err := d.conn.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("append to staging: %w", err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return s, nil
+	return &tx{d: d, tx: t, synced: synced.UTC(), syncedSQL: timestampLiteral(synced), updated: map[string]bool{}}, nil
 }
 
-// Which rows of a batch appendRows takes.
+// tx is one checkpoint's transaction. Batches are merged as they arrive
+// (appended rows spill to the database file, so memory stays bounded), and
+// only the commit makes them visible.
+type tx struct {
+	d         *DB
+	tx        *sql.Tx
+	synced    time.Time
+	syncedSQL string
+	// updated marks tables this transaction has run an UPDATE or MERGE on.
+	// DuckDB refuses, at commit, an ALTER TABLE that follows an update of
+	// the same table in one transaction (inserts are fine), so a schema
+	// change to such a table rebuilds it instead.
+	updated map[string]bool
+	failed  bool
+}
+
+// Apply implements destination.Tx.
+func (t *tx) Apply(ctx context.Context, changes []destination.SchemaChange) (err error) {
+	defer t.fail(&err)
+	for i := 0; i < len(changes); {
+		ch := changes[i]
+		if ch.Kind != destination.CreateTable && t.updated[ch.Table.Name] {
+			j := i + 1
+			for j < len(changes) && changes[j].Kind != destination.CreateTable && changes[j].Table.Name == ch.Table.Name {
+				j++
+			}
+			if err := t.rebuild(ctx, ch.Table.Name, changes[i:j]); err != nil {
+				return fmt.Errorf("table %q: %w", ch.Table.Name, err)
+			}
+			i = j
+			continue
+		}
+		if err := t.apply(ctx, ch); err != nil {
+			return fmt.Errorf("%s: %w", ch, err)
+		}
+		i++
+	}
+	return nil
+}
+
+// fail marks the transaction as failed (only a rollback is left) and adds
+// advice to the errors a user can act on.
+func (t *tx) fail(errp *error) {
+	if *errp == nil {
+		return
+	}
+	t.failed = true
+	*errp = t.d.explain(*errp)
+}
+
+func (t *tx) apply(ctx context.Context, ch destination.SchemaChange) error {
+	d := t.d
+	name := ch.Table.Name
+	switch ch.Kind {
+	case destination.CreateTable:
+		if _, err := t.tx.ExecContext(ctx, createSQL(d.qualified(name), ch.Table.Columns)); err != nil {
+			return err
+		}
+		// DuckDB's PRIMARY KEY index lives in memory until the transaction
+		// that fills it commits, which bounds a load by memory_limit; the
+		// key is therefore sluice's own metadata, and merges join on it.
+		if _, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO `+d.qualified(tablesTable)+` VALUES (?, ?)`, name, strings.Join(ch.Table.PrimaryKey, ",")); err != nil {
+			return err
+		}
+		tbl := ch.Table
+		tbl.Columns = append([]destination.Column(nil), tbl.Columns...)
+		tbl.PrimaryKey = append([]string(nil), tbl.PrimaryKey...)
+		d.tables[name] = &tbl
+		return nil
+	case destination.AddColumn:
+		if _, err := t.tx.ExecContext(ctx, "ALTER TABLE "+d.qualified(name)+" ADD COLUMN "+quote(ch.Column.Name)+" "+SQLType(ch.Column)); err != nil {
+			return err
+		}
+	case destination.WidenColumn:
+		if _, err := t.tx.ExecContext(ctx, "ALTER TABLE "+d.qualified(name)+" ALTER COLUMN "+quote(ch.Column.Name)+" SET DATA TYPE "+SQLType(ch.Column)); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown schema change %d", ch.Kind)
+	}
+	if tbl := d.tables[name]; tbl != nil {
+		tbl.Columns = changed(tbl.Columns, ch)
+	}
+	return nil
+}
+
+// changed returns columns with one AddColumn or WidenColumn applied.
+func changed(columns []destination.Column, ch destination.SchemaChange) []destination.Column {
+	out := append([]destination.Column(nil), columns...)
+	for i := range out {
+		if out[i].Name == ch.Column.Name {
+			out[i] = ch.Column
+			return out
+		}
+	}
+	return append(out, ch.Column)
+}
+
+func createSQL(qualified string, columns []destination.Column) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE " + qualified + " (")
+	for _, col := range columns {
+		b.WriteString(quote(col.Name) + " " + SQLType(col) + ", ")
+	}
+	b.WriteString(quote(destination.ColumnSynced) + " TIMESTAMPTZ NOT NULL, " + quote(destination.ColumnDeleted) + " BOOLEAN NOT NULL DEFAULT false)")
+	return b.String()
+}
+
+// rebuild applies schema changes to a table this transaction has updated,
+// by copying it into a new table of the new shape: the one form of schema
+// change DuckDB accepts there. It costs a pass over the table, once per
+// checkpoint at most for each table whose schema changes after an update.
+func (t *tx) rebuild(ctx context.Context, name string, changes []destination.SchemaChange) error {
+	d := t.d
+	old, err := d.target(name)
+	if err != nil {
+		return err
+	}
+	cols := old.Columns
+	for _, ch := range changes {
+		cols = changed(cols, ch)
+	}
+	was := columnIndex(old.Columns)
+	sel := make([]string, 0, len(cols)+2)
+	for _, c := range cols {
+		i, ok := was[c.Name]
+		switch {
+		case !ok:
+			sel = append(sel, "NULL")
+		case sameSQL(old.Columns[i], c):
+			sel = append(sel, quote(c.Name))
+		default:
+			sel = append(sel, "CAST("+quote(c.Name)+" AS "+SQLType(c)+")")
+		}
+	}
+	sel = append(sel, quote(destination.ColumnSynced), quote(destination.ColumnDeleted))
+	tmp := "_sluice_rebuild_" + name
+	for _, q := range []string{
+		createSQL(d.qualified(tmp), cols),
+		"INSERT INTO " + d.qualified(tmp) + " SELECT " + strings.Join(sel, ", ") + " FROM " + d.qualified(name),
+		"DROP TABLE " + d.qualified(name),
+		"ALTER TABLE " + d.qualified(tmp) + " RENAME TO " + quote(name),
+	} {
+		if _, err := t.tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("rebuild for %d schema changes: %w", len(changes), err)
+		}
+	}
+	old.Columns = cols
+	// The new table has had inserts only, so plain ALTERs work again.
+	t.updated[name] = false
+	return nil
+}
+
+// timestampLiteral renders _sluice_synced as SQL, so that the merge
+// statements need no parameters (query appenders take none).
+func timestampLiteral(t time.Time) string {
+	return "'" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'::TIMESTAMPTZ"
+}
+
+func sameSQL(a, b destination.Column) bool { return SQLType(a) == SQLType(b) }
+
+// Which rows of a batch a statement takes.
+type rowKind uint8
+
 const (
-	allRows = iota
-	fullRows
-	partialRows
+	allRows     rowKind = iota
+	freshRows           // full rows whose key cannot be in the table
+	staleRows           // full rows whose key may be in the table
+	partialRows         // rows that change some columns of an existing row
 )
 
-// appendRows appends a batch's rows in the staging layout: the batch's
-// columns, then _sluice_row_set (NULL for a full row, else one '0' or '1' per
-// column) and _sluice_row_del. It reports which kinds of row it saw.
-func appendRows(ap *duckdb.Appender, b *destination.Batch, which int) (hasFull, hasPartial bool, err error) {
+func (k rowKind) takes(b *destination.Batch, r int) bool {
+	switch k {
+	case freshRows:
+		return b.Set[r] == nil && b.Fresh != nil && b.Fresh[r]
+	case staleRows:
+		return b.Set[r] == nil && (b.Fresh == nil || !b.Fresh[r])
+	case partialRows:
+		return b.Set[r] != nil
+	}
+	return true
+}
+
+// Write implements destination.Tx. Each kind of row goes through one
+// query appender: DuckDB runs the statement over the appended rows, inside
+// the transaction, with no staging table and no statement per row.
+func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
+	defer t.fail(&err)
+	d := t.d
+	tbl, err := d.target(b.Table)
+	if err != nil {
+		return err
+	}
+	if b.Truncate {
+		if _, err := t.tx.ExecContext(ctx, `UPDATE `+d.qualified(b.Table)+` SET `+quote(destination.ColumnDeleted)+` = true, `+
+			quote(destination.ColumnSynced)+` = `+t.syncedSQL+` WHERE NOT `+quote(destination.ColumnDeleted)); err != nil {
+			return fmt.Errorf("truncate table %q: %w", b.Table, err)
+		}
+		t.updated[b.Table] = true
+	}
+	var n [4]int
+	for r := 0; r < b.Rows; r++ {
+		for _, k := range []rowKind{freshRows, staleRows, partialRows} {
+			if k.takes(b, r) {
+				n[k]++
+			}
+		}
+	}
+	if n[freshRows]+n[staleRows]+n[partialRows] == 0 {
+		return nil
+	}
+	types, names, err := stagingTypes(b.Columns)
+	if err != nil {
+		return err
+	}
+	run := func(query string, which rowKind) error {
+		return d.conn.Raw(func(dc any) error {
+			ap, err := duckdb.NewQueryAppender(dc.(driver.Conn), query, "s", types, names)
+			if err != nil {
+				return err
+			}
+			if err := appendRows(ap, b, which); err != nil {
+				ap.Close()
+				return err
+			}
+			return ap.CloseWithCancel(ctx)
+		})
+	}
+	if n[freshRows] > 0 {
+		if err := run(d.insertSQL(tbl, b.Columns, t.syncedSQL), freshRows); err != nil {
+			return fmt.Errorf("insert into table %q: %w", b.Table, err)
+		}
+	}
+	if n[staleRows] > 0 {
+		t.updated[b.Table] = true
+		if err := run(d.mergeSQL(tbl, b.Columns, b.Key, t.syncedSQL), staleRows); err != nil {
+			return fmt.Errorf("upsert into table %q: %w", b.Table, err)
+		}
+	}
+	if n[partialRows] > 0 {
+		t.updated[b.Table] = true
+		if err := run(d.updateSQL(tbl, b.Columns, b.Key, t.syncedSQL), partialRows); err != nil {
+			return fmt.Errorf("update table %q: %w", b.Table, err)
+		}
+	}
+	return nil
+}
+
+// Commit implements destination.Tx.
+func (t *tx) Commit(ctx context.Context, state destination.StateRecord) (err error) {
+	defer t.fail(&err)
+	if t.failed {
+		return errors.New("commit after a failed step")
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO `+t.d.qualified(destination.StateTable)+` VALUES (1, ?, ?, ?)`,
+		string(state.State), state.PrevHash, t.synced); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback implements destination.Tx.
+func (t *tx) Rollback() error {
+	// The table cache may hold changes that are being rolled back.
+	t.d.tables = nil
+	err := t.tx.Rollback()
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+// appendRows appends the rows of a batch that which takes, in the staging
+// layout: the batch's columns, then _sluice_row_set (NULL for a full row,
+// else one '0' or '1' per column) and _sluice_row_del.
+func appendRows(ap *duckdb.Appender, b *destination.Batch, which rowKind) error {
 	ncol := len(b.Columns)
 	args := make([]driver.Value, ncol+2)
 	setBuf := make([]byte, ncol)
 	for r := 0; r < b.Rows; r++ {
-		full := b.Set[r] == nil
-		if full && which == partialRows || !full && which == fullRows {
+		if !which.takes(b, r) {
 			continue
 		}
 		for c := 0; c < ncol; c++ {
 			args[c] = b.Values[c][r]
 		}
-		if full {
+		if b.Set[r] == nil {
 			args[ncol] = nil
-			hasFull = true
 		} else {
 			for c := 0; c < ncol; c++ {
 				setBuf[c] = '0'
@@ -423,219 +657,22 @@ func appendRows(ap *duckdb.Appender, b *destination.Batch, which int) (hasFull, 
 				}
 			}
 			args[ncol] = string(setBuf)
-			hasPartial = true
 		}
 		args[ncol+1] = b.Deleted[r]
 		if err := ap.AppendRow(args...); err != nil {
-			return hasFull, hasPartial, fmt.Errorf("table %q row %d: %w", b.Table, r+1, err)
+			return fmt.Errorf("table %q row %d: %w", b.Table, r+1, err)
 		}
 	}
-	return hasFull, hasPartial, nil
-}
-
-// Discard implements destination.Destination.
-func (d *DB) Discard(ctx context.Context, list []destination.Staged) error {
-	var errs []error
-	for _, st := range list {
-		s := st.(*staged)
-		if _, err := d.conn.ExecContext(ctx, "DROP TABLE IF EXISTS temp.main."+quote(s.name)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Commit implements destination.Destination.
-func (d *DB) Commit(ctx context.Context, c destination.Commit) (err error) {
-	tx, err := d.conn.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-			d.tables = nil // the cache may hold changes that were rolled back
-			err = d.explain(err, c)
-		}
-	}()
-	if d.tables == nil {
-		if _, err := d.Describe(ctx); err != nil {
-			return err
-		}
-	}
-	for _, ch := range c.Changes {
-		if err := d.applyChange(ctx, tx, ch); err != nil {
-			return fmt.Errorf("%s: %w", ch, err)
-		}
-	}
-	synced := timestampLiteral(c.Synced)
-	for _, st := range c.Staged {
-		s := st.(*staged)
-		if err := d.mergeStaged(ctx, tx, s, synced); err != nil {
-			return fmt.Errorf("merge into table %q: %w", s.table, err)
-		}
-	}
-	for _, b := range c.Batches {
-		if err := d.mergeBatch(ctx, tx, b, synced); err != nil {
-			return fmt.Errorf("merge into table %q: %w", b.Table, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO `+d.qualified(destination.StateTable)+` VALUES (1, ?, ?, ?)`,
-		string(c.State.State), c.State.PrevHash, c.Synced); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	// Staging tables are scratch: a failure to drop them loses nothing.
-	_ = d.Discard(context.WithoutCancel(ctx), c.Staged)
 	return nil
 }
 
-// explain adds what to do to the DuckDB errors a user can act on. DuckDB
-// keeps a table's primary-key index in memory until the transaction that
-// fills it commits, so one commit of many rows can exceed memory_limit.
-func (d *DB) explain(err error, c destination.Commit) error {
+// explain adds what to do to the DuckDB errors a user can act on.
+func (d *DB) explain(err error) error {
 	if !strings.Contains(err.Error(), "Out of Memory Error") {
 		return err
 	}
-	return fmt.Errorf("%w\nDuckDB ran out of its memory_limit (%s) in a commit of %d staged and %d in-memory batches: "+
-		"checkpoint more often (every few hundred thousand rows), or raise the limit with --destination 'duckdb:%s?memory_limit=2GB'",
-		err, d.memoryLimit, len(c.Staged), len(c.Batches), d.path)
-}
-
-func (d *DB) applyChange(ctx context.Context, tx *sql.Tx, ch destination.SchemaChange) error {
-	var q string
-	name := ch.Table.Name
-	switch ch.Kind {
-	case destination.CreateTable:
-		var b strings.Builder
-		b.WriteString("CREATE TABLE " + d.qualified(name) + " (")
-		for _, col := range ch.Table.Columns {
-			b.WriteString(quote(col.Name) + " " + SQLType(col) + ", ")
-		}
-		b.WriteString(quote(destination.ColumnSynced) + " TIMESTAMPTZ NOT NULL, " + quote(destination.ColumnDeleted) + " BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (")
-		for i, k := range ch.Table.PrimaryKey {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(quote(k))
-		}
-		b.WriteString("))")
-		q = b.String()
-		t := ch.Table
-		t.Columns = append([]destination.Column(nil), t.Columns...)
-		defer func() { d.tables[name] = &t }()
-	case destination.AddColumn:
-		q = "ALTER TABLE " + d.qualified(name) + " ADD COLUMN " + quote(ch.Column.Name) + " " + SQLType(ch.Column)
-		defer func() {
-			if t := d.tables[name]; t != nil {
-				t.Columns = append(t.Columns, ch.Column)
-			}
-		}()
-	case destination.WidenColumn:
-		q = "ALTER TABLE " + d.qualified(name) + " ALTER COLUMN " + quote(ch.Column.Name) + " SET DATA TYPE " + SQLType(ch.Column)
-		defer func() {
-			if t := d.tables[name]; t != nil {
-				for i := range t.Columns {
-					if t.Columns[i].Name == ch.Column.Name {
-						t.Columns[i] = ch.Column
-					}
-				}
-			}
-		}()
-	default:
-		return fmt.Errorf("unknown schema change %d", ch.Kind)
-	}
-	_, err := tx.ExecContext(ctx, q)
-	return err
-}
-
-// timestampLiteral renders the commit's _sluice_synced as SQL, so that the
-// merge statements need no parameters (query appenders take none).
-func timestampLiteral(t time.Time) string {
-	return "'" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'::TIMESTAMPTZ"
-}
-
-// mergeStaged applies one staged batch: the truncate first, then full rows,
-// then partial rows. The engine folded each key to one row, so full and
-// partial rows never share a key and their order does not matter.
-func (d *DB) mergeStaged(ctx context.Context, tx *sql.Tx, s *staged, synced string) error {
-	t, err := d.target(s.table)
-	if err != nil {
-		return err
-	}
-	if s.truncate {
-		if err := d.truncate(ctx, tx, s.table, synced); err != nil {
-			return err
-		}
-	}
-	src := "temp.main." + quote(s.name)
-	if s.hasFull {
-		if _, err := tx.ExecContext(ctx, d.upsertSQL(t, s.columns, src, synced)+` WHERE s."_sluice_row_set" IS NULL`); err != nil {
-			return fmt.Errorf("upsert: %w", err)
-		}
-	}
-	if s.hasPartial {
-		if _, err := tx.ExecContext(ctx, d.updateSQL(t, s.columns, s.key, src, synced)+` AND s."_sluice_row_set" IS NOT NULL`); err != nil {
-			return fmt.Errorf("update: %w", err)
-		}
-	}
-	return nil
-}
-
-// mergeBatch applies a batch still in memory, streaming its rows through
-// query appenders: DuckDB runs the merge statement over the appended rows
-// without a staging table, inside the commit's transaction.
-func (d *DB) mergeBatch(ctx context.Context, tx *sql.Tx, b *destination.Batch, synced string) error {
-	t, err := d.target(b.Table)
-	if err != nil {
-		return err
-	}
-	if b.Truncate {
-		if err := d.truncate(ctx, tx, b.Table, synced); err != nil {
-			return err
-		}
-	}
-	if b.Rows == 0 {
-		return nil
-	}
-	var full, partial bool
-	for _, set := range b.Set[:b.Rows] {
-		if set == nil {
-			full = true
-		} else {
-			partial = true
-		}
-	}
-	types, names, err := stagingTypes(b.Columns)
-	if err != nil {
-		return err
-	}
-	run := func(query string, which int) error {
-		return d.conn.Raw(func(dc any) error {
-			ap, err := duckdb.NewQueryAppender(dc.(driver.Conn), query, "s", types, names)
-			if err != nil {
-				return err
-			}
-			if _, _, err := appendRows(ap, b, which); err != nil {
-				ap.Close()
-				return err
-			}
-			return ap.CloseWithCancel(ctx)
-		})
-	}
-	if full {
-		if err := run(d.upsertSQL(t, b.Columns, "", synced), fullRows); err != nil {
-			return fmt.Errorf("upsert: %w", err)
-		}
-	}
-	if partial {
-		if err := run(d.updateSQL(t, b.Columns, b.Key, "", synced), partialRows); err != nil {
-			return fmt.Errorf("update: %w", err)
-		}
-	}
-	return nil
+	return fmt.Errorf("%w\nDuckDB ran out of its memory_limit (%s): raise it with --destination 'duckdb:%s?memory_limit=2GB', or checkpoint more often",
+		err, d.memoryLimit, d.path)
 }
 
 func (d *DB) target(table string) (*destination.Table, error) {
@@ -646,51 +683,68 @@ func (d *DB) target(table string) (*destination.Table, error) {
 	return t, nil
 }
 
-func (d *DB) truncate(ctx context.Context, tx *sql.Tx, table, synced string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE `+d.qualified(table)+` SET `+quote(destination.ColumnDeleted)+` = true, `+
-		quote(destination.ColumnSynced)+` = `+synced+` WHERE NOT `+quote(destination.ColumnDeleted))
-	if err != nil {
-		return fmt.Errorf("truncate: %w", err)
-	}
-	return nil
-}
-
-// upsertSQL writes full rows from the staging layout in src (a table, or
-// the query appender's rows when src is empty) into t. Every target column
-// is listed, so that columns the row does not give become NULL rather than
-// keep their old value.
-func (d *DB) upsertSQL(t *destination.Table, columns []destination.Column, src, synced string) string {
+// rowValues lists, for each target column, the value a full row gives it:
+// the batch's value cast to the column's type, or NULL for a column the
+// batch does not have (an upsert replaces the whole row).
+func rowValues(t *destination.Table, columns []destination.Column, synced string) (cols, vals []string) {
 	idx := columnIndex(columns)
-	cols := make([]string, 0, len(t.Columns)+2)
-	sel := make([]string, 0, len(t.Columns)+2)
 	for _, col := range t.Columns {
 		cols = append(cols, quote(col.Name))
 		if i, ok := idx[col.Name]; ok {
-			sel = append(sel, castStaged("s."+quote(col.Name), columns[i], col))
+			vals = append(vals, castStaged("s."+quote(col.Name), columns[i], col))
 		} else {
-			sel = append(sel, "NULL")
+			vals = append(vals, "NULL")
 		}
 	}
 	cols = append(cols, quote(destination.ColumnSynced), quote(destination.ColumnDeleted))
-	sel = append(sel, synced, `s."_sluice_row_del" = 1`)
-	from := " FROM s"
-	if src != "" {
-		from = " FROM " + src + " s"
+	vals = append(vals, synced, `s."_sluice_row_del" = 1`)
+	return cols, vals
+}
+
+// insertSQL inserts full rows whose keys are new to the table.
+func (d *DB) insertSQL(t *destination.Table, columns []destination.Column, synced string) string {
+	cols, vals := rowValues(t, columns, synced)
+	return `INSERT INTO ` + d.qualified(t.Name) + ` (` + strings.Join(cols, ", ") + `) SELECT ` + strings.Join(vals, ", ") + ` FROM s`
+}
+
+// keyJoin is the join condition of the batch rows (s) to the table (t).
+func keyJoin(t *destination.Table, columns []destination.Column, key []int) string {
+	on := make([]string, 0, len(key))
+	for _, k := range key {
+		n := quote(columns[k].Name)
+		target, _ := t.Column(columns[k].Name)
+		on = append(on, "t."+n+" = "+castStaged("s."+n, columns[k], target))
 	}
-	return `INSERT OR REPLACE INTO ` + d.qualified(t.Name) + ` (` + strings.Join(cols, ", ") + `) SELECT ` + strings.Join(sel, ", ") + from
+	return strings.Join(on, " AND ")
+}
+
+// mergeSQL writes full rows whose keys may already be in the table: a
+// match gets every column replaced, a miss is inserted.
+func (d *DB) mergeSQL(t *destination.Table, columns []destination.Column, key []int, synced string) string {
+	cols, vals := rowValues(t, columns, synced)
+	set := make([]string, 0, len(cols))
+	for i := range cols {
+		// Key columns are equal on a match; the rest are replaced, system
+		// columns included.
+		if i < len(t.Columns) && slices.Contains(t.PrimaryKey, t.Columns[i].Name) {
+			continue
+		}
+		set = append(set, cols[i]+" = "+vals[i])
+	}
+	return `MERGE INTO ` + d.qualified(t.Name) + ` AS t USING s ON ` + keyJoin(t, columns, key) +
+		` WHEN MATCHED THEN UPDATE SET ` + strings.Join(set, ", ") +
+		` WHEN NOT MATCHED THEN INSERT (` + strings.Join(cols, ", ") + `) VALUES (` + strings.Join(vals, ", ") + `)`
 }
 
 // updateSQL applies partial rows: each changes the columns its
 // _sluice_row_set marks, and the deleted flag unless _sluice_row_del is -1.
-func (d *DB) updateSQL(t *destination.Table, columns []destination.Column, key []int, src, synced string) string {
+func (d *DB) updateSQL(t *destination.Table, columns []destination.Column, key []int, synced string) string {
 	idx := columnIndex(columns)
 	keyCol := map[string]bool{}
-	var set, on []string
 	for _, k := range key {
-		n := quote(columns[k].Name)
 		keyCol[columns[k].Name] = true
-		on = append(on, "t."+n+" = s."+n)
 	}
+	var set []string
 	for _, col := range t.Columns {
 		i, ok := idx[col.Name]
 		if !ok || keyCol[col.Name] {
@@ -701,11 +755,7 @@ func (d *DB) updateSQL(t *destination.Table, columns []destination.Column, key [
 	}
 	set = append(set, quote(destination.ColumnSynced)+" = "+synced,
 		quote(destination.ColumnDeleted)+` = CASE s."_sluice_row_del" WHEN 1 THEN true WHEN 0 THEN false ELSE t.`+quote(destination.ColumnDeleted)+` END`)
-	from := " FROM s"
-	if src != "" {
-		from = " FROM " + src + " s"
-	}
-	return `UPDATE ` + d.qualified(t.Name) + ` AS t SET ` + strings.Join(set, ", ") + from + ` WHERE ` + strings.Join(on, " AND ")
+	return `UPDATE ` + d.qualified(t.Name) + ` AS t SET ` + strings.Join(set, ", ") + ` FROM s WHERE ` + keyJoin(t, columns, key)
 }
 
 func columnIndex(columns []destination.Column) map[string]int {

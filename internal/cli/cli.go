@@ -318,15 +318,38 @@ func runTables(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer db.Close()
-	err = printQuery(ctx, db, stdout, `SELECT t.schema_name AS "schema", t.table_name AS "table", t.estimated_size AS "rows",
+	keys, err := keysQuery(ctx, db)
+	if err == nil {
+		err = printQuery(ctx, db, stdout, `SELECT t.schema_name AS "schema", t.table_name AS "table", k.primary_key AS "key", t.estimated_size AS "rows",
 		(SELECT string_agg(c.column_name || ' ' || c.data_type, ', ' ORDER BY c.column_index) FROM duckdb_columns() c
 		 WHERE c.schema_name = t.schema_name AND c.table_name = t.table_name) AS "columns"
-		FROM duckdb_tables() t WHERE NOT t.temporary ORDER BY 1, 2`)
+		FROM duckdb_tables() t LEFT JOIN (`+keys+`) k ON k.schema_name = t.schema_name AND k.table_name = t.table_name
+		WHERE NOT t.temporary ORDER BY 1, 2`)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "tables: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// keysQuery lists every sluice table's key columns. Each connector schema
+// keeps them in its own _sluice_tables (tables carry no PRIMARY KEY).
+func keysQuery(ctx context.Context, db *sql.DB) (string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT schema_name FROM duckdb_tables() WHERE table_name = '_sluice_tables' ORDER BY 1`)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	q := `SELECT NULL::VARCHAR AS schema_name, NULL::VARCHAR AS table_name, NULL::VARCHAR AS primary_key WHERE false`
+	for rows.Next() {
+		var schema string
+		if err := rows.Scan(&schema); err != nil {
+			return "", err
+		}
+		q += ` UNION ALL SELECT '` + strings.ReplaceAll(schema, `'`, `''`) + `', table_name, primary_key FROM "` + strings.ReplaceAll(schema, `"`, `""`) + `"._sluice_tables`
+	}
+	return q, rows.Err()
 }
 
 func isTerminal(v any) bool {

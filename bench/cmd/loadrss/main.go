@@ -32,7 +32,7 @@ import (
 
 func main() {
 	var (
-		mode     = flag.String("mode", "sluice-keyed", "sluice-keyed | sluice-hash | sluice-upsert | raw-keyed | raw-hash | raw-replace | raw-merge | populate")
+		mode     = flag.String("mode", "sluice-keyed", "sluice-keyed | sluice-hash | sluice-upsert | raw-keyed | raw-hash | raw-merge | populate")
 		rows     = flag.Int64("rows", 1_000_000, "rows to load (upsert modes: the populated row count; rows/2 are updated and rows/2 added)")
 		dbPath   = flag.String("db", "", "DuckDB file (default: a new file in a temporary folder, removed afterwards)")
 		batch    = flag.Int("batch-rows", 0, "engine.Options.BatchRows (0: the engine's default, 65536)")
@@ -95,10 +95,8 @@ func main() {
 		d, err = bench.RawLoad(ctx, path, n, bench.Keyed, cfg)
 	case "raw-hash":
 		d, err = bench.RawLoad(ctx, path, n, bench.HashKeyed, cfg)
-	case "raw-replace":
-		d, err = bench.RawMerge(ctx, path, n, bench.InsertOrReplace, cfg)
 	case "raw-merge":
-		d, err = bench.RawMerge(ctx, path, n, bench.MergeInto, cfg)
+		d, err = bench.RawMerge(ctx, path, n, cfg)
 	case "populate":
 		err = bench.Populate(ctx, path, n, cfg)
 		d = time.Since(start)

@@ -1,0 +1,90 @@
+package engine
+
+// keyFilter remembers, approximately, the keys the engine has written to a
+// table that was empty when the sync started. A key it has never seen
+// cannot be in the table, so the destination may insert that row without
+// looking for it, which is most of the cost of an initial load. A false
+// positive only sends a row down the slower merge path.
+//
+// It is a split-block Bloom filter (as Parquet's): each key sets 8 bits in
+// one 256-bit block, so a lookup touches one cache line. Filters are added
+// in generations four times larger than the last, so a small table costs
+// little; when the next generation would pass the byte limit the filter
+// gives up, and from then on every row of its table is merged.
+type keyFilter struct {
+	gens  [][]filterBlock
+	n     int // keys in the newest generation
+	limit int // bytes all generations may take
+	bytes int
+	full  bool
+}
+
+type filterBlock [8]uint32
+
+// keysPerBlock sets the density: about 10.7 bits per key, for a false
+// positive rate near 1 %.
+const keysPerBlock = 24
+
+// firstGen is the capacity, in keys, of the first generation.
+const firstGen = 1 << 16
+
+// salts are the odd constants of Parquet's split-block Bloom filter.
+var salts = [8]uint32{0x47b6137b, 0x44974d91, 0x8824ad5b, 0xa2b7289d, 0x705495c7, 0x2df1424b, 0x9efc4947, 0x5c6bfb31}
+
+func newKeyFilter(limit int) *keyFilter { return &keyFilter{limit: limit} }
+
+func blockOf(g []filterBlock, h uint64) *filterBlock {
+	return &g[((h>>32)*uint64(len(g)))>>32]
+}
+
+// mayContain reports whether h may have been added. A full filter knows
+// nothing, so it says yes.
+func (f *keyFilter) mayContain(h uint64) bool {
+	if f.full {
+		return true
+	}
+	lo := uint32(h)
+	for _, g := range f.gens {
+		b := blockOf(g, h)
+		hit := true
+		for i, s := range salts {
+			if b[i]&(1<<((lo*s)>>27)) == 0 {
+				hit = false
+				break
+			}
+		}
+		if hit {
+			return true
+		}
+	}
+	return false
+}
+
+// add records h. It returns false, and the filter is useless from then on,
+// once it would need more than its byte limit.
+func (f *keyFilter) add(h uint64) bool {
+	if f.full {
+		return false
+	}
+	if len(f.gens) == 0 || f.n >= len(f.gens[len(f.gens)-1])*keysPerBlock {
+		// A limit too small for the first generation makes it smaller.
+		blocks := min(firstGen/keysPerBlock, f.limit/32)
+		if len(f.gens) > 0 {
+			blocks = 4 * len(f.gens[len(f.gens)-1])
+		}
+		if blocks == 0 || f.bytes+blocks*32 > f.limit {
+			f.full, f.gens = true, nil
+			return false
+		}
+		f.gens = append(f.gens, make([]filterBlock, blocks))
+		f.bytes += blocks * 32
+		f.n = 0
+	}
+	b := blockOf(f.gens[len(f.gens)-1], h)
+	lo := uint32(h)
+	for i, s := range salts {
+		b[i] |= 1 << ((lo * s) >> 27)
+	}
+	f.n++
+	return true
+}
