@@ -74,7 +74,7 @@ const (
 	WidenColumn // change a column's type to a wider one, converting its values
 )
 
-// SchemaChange is one DDL step, applied at the start of a commit.
+// SchemaChange is one DDL step.
 type SchemaChange struct {
 	Kind   ChangeKind
 	Table  Table  // CreateTable: the whole table; otherwise its name
@@ -123,7 +123,7 @@ type Batch struct {
 	// Fresh[r] reports that no row with row r's key can be in the table, so
 	// the row can be inserted without a lookup: the engine tracks the keys
 	// it wrote to a table that was empty when the sync started. Only full
-	// rows are ever fresh. Nil means no row is known to be fresh.
+	// rows are ever fresh. Rows past its length are not known to be fresh.
 	Fresh []bool
 }
 

@@ -705,7 +705,7 @@ func (e *Engine) stage(t *table) error {
 	j := writeJob{ctx: e.ctx, changes: changes}
 	if b != nil {
 		e.buffered -= b.Rows
-		t.handOff()
+		t.handOff(e.w.free)
 		j.batches = []*destination.Batch{b}
 	}
 	t.markApplied()
@@ -745,7 +745,8 @@ func (t *table) markFresh(b *destination.Batch) {
 	if t.keys == nil || len(t.hashes) != b.Rows {
 		return
 	}
-	b.Fresh = make([]bool, b.Rows)
+	b.Fresh = slices.Grow(b.Fresh[:0], b.Rows)[:b.Rows]
+	clear(b.Fresh)
 	for r, h := range t.hashes {
 		if b.Set[r] != nil {
 			continue // a partial row never inserts
@@ -793,7 +794,7 @@ func (e *Engine) commit(state []byte) error {
 		if b := t.prepare(); b != nil {
 			j.batches = append(j.batches, b)
 			e.buffered -= b.Rows
-			t.handOff()
+			t.handOff(e.w.free)
 		}
 		t.markApplied()
 	}
@@ -899,12 +900,29 @@ func (t *table) resolveKey() {
 	}
 }
 
-// handOff gives the table's batch to the writer and starts a new one.
-func (t *table) handOff() {
+// handOff gives the table's batch to the writer and starts a new one, in
+// the arrays of a batch the writer is done with when there is one: a load
+// then allocates its batch arrays a few times, not once per batch.
+func (t *table) handOff(free <-chan *destination.Batch) {
 	old := t.batch
-	b := &destination.Batch{Table: t.name, Values: make([][]any, len(old.Values))}
+	var b *destination.Batch
+	select {
+	case b = <-free:
+	default:
+		b = &destination.Batch{}
+	}
+	prev := b.Values
+	*b = destination.Batch{Table: t.name, Columns: b.Columns[:0], Set: b.Set[:0], Deleted: b.Deleted[:0], Fresh: b.Fresh[:0]}
+	clear(b.Set[:cap(b.Set)]) // drop the old partial-row masks
+	b.Values = make([][]any, len(old.Values))
 	for i := range b.Values {
-		b.Values[i] = make([]any, 0, min(cap(old.Values[i]), 1024))
+		if i < len(prev) {
+			v := prev[i]
+			clear(v[:cap(v)]) // let the old values go
+			b.Values[i] = v[:0]
+		} else {
+			b.Values[i] = make([]any, 0, min(cap(old.Values[i]), 1024))
+		}
 	}
 	t.batch = b
 	clear(t.index)

@@ -29,6 +29,8 @@ type writer struct {
 
 	jobs chan writeJob
 	done chan struct{}
+	// free returns written batches to the engine for reuse.
+	free chan *destination.Batch
 
 	mu  sync.Mutex
 	err error
@@ -44,7 +46,7 @@ type writeJob struct {
 }
 
 func newWriter(dest destination.Destination, prevHash string, onCommit func([]byte) (string, error)) *writer {
-	w := &writer{dest: dest, prevHash: prevHash, onCommit: onCommit, jobs: make(chan writeJob, 1), done: make(chan struct{})}
+	w := &writer{dest: dest, prevHash: prevHash, onCommit: onCommit, jobs: make(chan writeJob, 1), done: make(chan struct{}), free: make(chan *destination.Batch, 4)}
 	go w.run()
 	return w
 }
@@ -89,6 +91,10 @@ func (w *writer) do(j writeJob) error {
 	for _, b := range j.batches {
 		if err := w.tx.Write(j.ctx, b); err != nil {
 			return fmt.Errorf("write %d rows to table %q: %w", b.Rows, b.Table, err)
+		}
+		select {
+		case w.free <- b:
+		default:
 		}
 	}
 	if j.state == nil {

@@ -532,9 +532,9 @@ const (
 func (k rowKind) takes(b *destination.Batch, r int) bool {
 	switch k {
 	case freshRows:
-		return b.Set[r] == nil && b.Fresh != nil && b.Fresh[r]
+		return b.Set[r] == nil && r < len(b.Fresh) && b.Fresh[r]
 	case staleRows:
-		return b.Set[r] == nil && (b.Fresh == nil || !b.Fresh[r])
+		return b.Set[r] == nil && (r >= len(b.Fresh) || !b.Fresh[r])
 	case partialRows:
 		return b.Set[r] != nil
 	}
@@ -587,7 +587,12 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 		})
 	}
 	if n[freshRows] > 0 {
-		if err := run(d.insertSQL(tbl, b.Columns, t.syncedSQL), freshRows); err != nil {
+		if cols, ok := direct(tbl, b); ok {
+			err = d.conn.Raw(func(dc any) error { return t.appendFresh(ctx, dc.(driver.Conn), b, cols) })
+		} else {
+			err = run(d.insertSQL(tbl, b.Columns, t.syncedSQL), freshRows)
+		}
+		if err != nil {
 			return fmt.Errorf("insert into table %q: %w", b.Table, err)
 		}
 	}
@@ -604,6 +609,58 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 		}
 	}
 	return nil
+}
+
+// direct reports whether a batch's fresh rows can go through the plain
+// appender, straight into the table, as DuckDB's own fastest load does: when
+// each of its columns that the table has is of the table column's type and
+// of a type the appender takes as the engine gives it (not DECIMAL or JSON,
+// which the engine gives as text). It returns the indexes of those columns;
+// the others hold only NULLs, as the table has not got them yet.
+func direct(t *destination.Table, b *destination.Batch) ([]int, bool) {
+	var cols []int
+	for i, c := range b.Columns {
+		tc, ok := t.Column(c.Name)
+		if !ok {
+			continue
+		}
+		if stagedType(c) != SQLType(c) || SQLType(tc) != SQLType(c) {
+			return nil, false
+		}
+		cols = append(cols, i)
+	}
+	return cols, true
+}
+
+// appendFresh appends the batch's fresh rows, columns cols of it, to the
+// table with the plain appender. Columns the batch lacks get their default,
+// NULL.
+func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Batch, cols []int) error {
+	names := make([]string, 0, len(cols)+2)
+	for _, c := range cols {
+		names = append(names, b.Columns[c].Name)
+	}
+	names = append(names, destination.ColumnSynced, destination.ColumnDeleted)
+	ap, err := duckdb.NewAppenderWithColumns(dc, "", t.d.schema, b.Table, names)
+	if err != nil {
+		return err
+	}
+	args := make([]driver.Value, len(names))
+	args[len(cols)] = t.synced
+	for r := 0; r < b.Rows; r++ {
+		if !freshRows.takes(b, r) {
+			continue
+		}
+		for i, c := range cols {
+			args[i] = b.Values[c][r]
+		}
+		args[len(cols)+1] = b.Deleted[r] == destination.Deleted
+		if err := ap.AppendRow(args...); err != nil {
+			ap.Close()
+			return fmt.Errorf("row %d: %w", r+1, err)
+		}
+	}
+	return ap.CloseWithCancel(ctx)
 }
 
 // Commit implements destination.Tx.
