@@ -49,6 +49,8 @@ func RunConnector(c contract.Connector, args []string) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, connectorUsage)
 		return 0
+	case "read", "write", "partitions", "count", "describe":
+		return notDataset(args[0], os.Stderr)
 	}
 	if code, ok := runLocal(args, os.Stdin, os.Stdout, os.Stderr); ok {
 		return code
@@ -62,6 +64,8 @@ const sluiceUsage = `usage: sluice COMMAND [flags]
 commands:
   init NAME [--template T]   create a connector project from an example
   debug [flags]              run the connector in the current folder (go run . debug)
+  read, write, partitions, count, describe
+                             run a dataset connector's command in the current folder (go run . read ...)
   reset [--force]            delete the local warehouse and state
   tables                     list the warehouse's tables, columns and row counts
   sql "SELECT ..."           run a SQL query on the warehouse
@@ -75,7 +79,7 @@ func Main(args []string) int {
 		return 2
 	}
 	switch args[0] {
-	case "debug":
+	case "debug", "read", "write", "partitions", "count", "describe":
 		return goRun(args)
 	case "init":
 		return runInit(args[1:], os.Stdout, os.Stderr)
@@ -95,7 +99,7 @@ func Main(args []string) int {
 func goRun(args []string) int {
 	if _, err := os.Stat("go.mod"); err != nil {
 		if _, err := os.Stat("main.go"); err != nil {
-			fmt.Fprintln(os.Stderr, "sluice debug: no connector here (no main.go): run it in a connector folder, or create one with `sluice init NAME`")
+			fmt.Fprintf(os.Stderr, "sluice %s: no connector here (no main.go): run it in a connector folder, or create one with `sluice init NAME`\n", args[0])
 			return 2
 		}
 	}
@@ -106,7 +110,7 @@ func goRun(args []string) int {
 		if errors.As(err, &ee) {
 			return ee.ExitCode()
 		}
-		fmt.Fprintf(os.Stderr, "sluice debug: %v\n", err)
+		fmt.Fprintf(os.Stderr, "sluice %s: %v\n", args[0], err)
 		return 1
 	}
 	return 0

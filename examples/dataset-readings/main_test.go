@@ -1,0 +1,223 @@
+package main
+
+// The connector is exercised twice: through the Go API (sdk.OpenDataset),
+// as a connector's own unit tests would, and as a built program, as a user
+// runs it.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicedata/sluice/sdk"
+)
+
+var program string // the built connector
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dataset-readings-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	program = filepath.Join(dir, "dataset-readings")
+	if runtime.GOOS == "windows" {
+		program += ".exe"
+	}
+	code := 1
+	if out, err := exec.Command("go", "build", "-o", program, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func collect(rows *[]sdk.Row) func(sdk.Row) error {
+	return func(r sdk.Row) error { *rows = append(*rows, r); return nil }
+}
+
+func TestReadingsGoAPI(t *testing.T) {
+	ctx := context.Background()
+	h, err := sdk.OpenDataset(readings{}, sdk.Config{"days": "2", "stations": "PAR,ROM"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := h.Partitions(ctx)
+	var ids []string
+	for _, p := range parts {
+		ids = append(ids, p.ID)
+	}
+	if want := []string{"2024-03-01|PAR", "2024-03-01|ROM", "2024-03-02|PAR", "2024-03-02|ROM"}; err != nil || !reflect.DeepEqual(ids, want) {
+		t.Errorf("Partitions = %q, %v; want %q", ids, err, want)
+	}
+	if n, err := h.Count(ctx, ""); n != 96 || err != nil {
+		t.Errorf("Count = %d, %v; want 96", n, err)
+	}
+	if n, err := h.Count(ctx, "2024-03-02|ROM"); n != 24 || err != nil {
+		t.Errorf("Count of a partition = %d, %v; want 24", n, err)
+	}
+
+	// Rome's name and base temperature come from the embedded resource:
+	// 13 °C, +2 on day 62 of the year, -7.5 at midnight.
+	var rows []sdk.Row
+	res, err := h.Read(ctx, sdk.ReadOptions{Partition: "2024-03-02|ROM", Limit: 3}, collect(&rows))
+	want := []sdk.Row{
+		{"time": time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC), "station": "ROM", "station_name": "Rome", "temperature": 7.5},
+		{"time": time.Date(2024, 3, 2, 1, 0, 0, 0, time.UTC), "station": "ROM", "station_name": "Rome", "temperature": 8.0},
+		{"time": time.Date(2024, 3, 2, 2, 0, 0, 0, time.UTC), "station": "ROM", "station_name": "Rome", "temperature": 8.5},
+	}
+	if err != nil || res.Rows != 3 || !reflect.DeepEqual(rows, want) {
+		t.Errorf("Read = %v, %+v, %v\nwant %v", rows, res, err, want)
+	}
+	rows = nil
+	if _, err := h.Read(ctx, sdk.ReadOptions{}, collect(&rows)); err != nil || len(rows) != 96 || rows[95]["station"] != "ROM" {
+		t.Errorf("Read all: %d rows, %v", len(rows), err)
+	}
+
+	for id, want := range map[string]bool{"2024-03-02|ROM": true, "2024-03-03|ROM": false, "2024-02-29|PAR": false, "2024-03-01|BER": false} {
+		if ok, err := h.PartitionExists(ctx, id); ok != want || err != nil {
+			t.Errorf("PartitionExists(%s) = %v, %v; want %v", id, ok, err, want)
+		}
+	}
+	if _, err := h.Read(ctx, sdk.ReadOptions{Partition: "2024-03-02"}, collect(&rows)); !errors.Is(err, sdk.ErrBadPartitionID) {
+		t.Errorf("malformed id: %v", err)
+	}
+	if _, err := h.Read(ctx, sdk.ReadOptions{Partition: "2024-03-09|ROM"}, collect(&rows)); err == nil || !strings.Contains(err.Error(), "no partition 2024-03-09|ROM") {
+		t.Errorf("missing partition: %v", err)
+	}
+	if _, err := h.Write(ctx, sdk.WriteOptions{Partition: "2024-03-02|ROM"}, nil); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Write on a read-only dataset: %v", err)
+	}
+
+	h, err = sdk.OpenDataset(readings{}, sdk.Config{"unit": "fahrenheit", "stations": "PAR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows = nil
+	if _, err := h.Read(ctx, sdk.ReadOptions{Partition: "2024-03-01|PAR"}, collect(&rows)); err != nil || rows[15]["temperature"] != 50.0 {
+		t.Errorf("fahrenheit at 15:00 = %v, %v; want 50 (10 °C)", rows[15]["temperature"], err)
+	}
+
+	for cfg, want := range map[string]string{
+		"days":     `parameter "days" (Number of days): "many" is not an integer`,
+		"unit":     `parameter "unit" (Unit): "kelvin" is not one of the choices: celsius, fahrenheit`,
+		"stations": `parameter "stations" (Stations): "OSL" is not one of the choices: BER, PAR, ROM`,
+	} {
+		bad := sdk.Config{"days": "many", "unit": "kelvin", "stations": "BER,OSL"}
+		_, err := sdk.OpenDataset(readings{}, sdk.Config{cfg: bad[cfg]})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad %s: %v", cfg, err)
+		}
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(program, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func ok(t *testing.T, r result, args string) {
+	t.Helper()
+	if r.code != 0 {
+		t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestReadingsCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "configuration.json"), []byte(`{"days": "2", "stations": "PAR"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, dir, "read", "--partition", "2024-03-01|PAR", "--limit", "3", "--format", "csv")
+	ok(t, r, "read")
+	want := "time,station,station_name,temperature\n" +
+		"2024-03-01T00:00:00Z,PAR,Paris,2.5\n" +
+		"2024-03-01T01:00:00Z,PAR,Paris,3\n" +
+		"2024-03-01T02:00:00Z,PAR,Paris,3.5\n"
+	if r.stdout != want {
+		t.Errorf("read:\n%s\nwant:\n%s", r.stdout, want)
+	}
+	if r := run(t, dir, "partitions"); r.stdout != "2024-03-01|PAR\n2024-03-02|PAR\n" {
+		t.Errorf("partitions: exit %d, stdout:\n%s", r.code, r.stdout)
+	}
+	if r := run(t, dir, "count"); r.stdout != "48\n" {
+		t.Errorf("count: exit %d, stdout %q", r.code, r.stdout)
+	}
+	if r := run(t, dir, "count", "--partition", "2024-03-02|PAR"); r.stdout != "24\n" {
+		t.Errorf("count --partition: exit %d, stdout %q", r.code, r.stdout)
+	}
+
+	r = run(t, dir, "read", "-o", "all.jsonl")
+	ok(t, r, "read -o")
+	b, err := os.ReadFile(filepath.Join(dir, "all.jsonl"))
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if err != nil || len(lines) != 48 || lines[47] != `{"station":"PAR","station_name":"Paris","temperature":7,"time":"2024-03-02T23:00:00Z"}` {
+		t.Errorf("read -o all.jsonl: %d lines, last %q, %v", len(lines), lines[len(lines)-1], err)
+	}
+	if !strings.Contains(r.stderr, "read 48 rows into all.jsonl") {
+		t.Errorf("read -o: stderr %q", r.stderr)
+	}
+
+	r = run(t, dir, "describe")
+	ok(t, r, "describe")
+	for _, want := range []string{
+		"capabilities: read rows, read schema, list partitions, partition exists, records count\n",
+		"partitioning: day (DAY) | station (discrete); ids like 2024-03-01|<station>\n",
+		"  stations  Stations                multi-select (BER, PAR, ROM)  no         BER,PAR,ROM  PAR\n",
+		"resources:\n  resources/stations.csv (60 bytes)\n",
+		"  temperature   DOUBLE\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("describe lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"read", "--partition", "2024-3-1|PAR"}, `read: malformed partition id "2024-3-1|PAR": dimension "day" (DAY) wants YYYY-MM-DD, got "2024-3-1"; for example "2024-03-01|<station>"`},
+		{[]string{"read", "--partition", "PAR|2024-03-01"}, `dimension "day" (DAY) wants YYYY-MM-DD, got "PAR"`},
+		{[]string{"write", "--partition", "2024-03-01|PAR", "in.csv"}, `write: dataset "readings" has no "write rows" capability: the connector does not implement sdk.RowWriter`},
+		{[]string{"read", "--configuration", "nope.json"}, "configuration: open nope.json"},
+	} {
+		r := run(t, dir, tc.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr:\n%s\nwant %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "configuration.json"), []byte(`{"unit": "kelvin"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, dir, "read"); r.code != 1 || !strings.Contains(r.stderr, `parameter "unit" (Unit): "kelvin" is not one of the choices`) {
+		t.Errorf("bad configuration: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
