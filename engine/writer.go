@@ -46,7 +46,7 @@ type writeJob struct {
 }
 
 func newWriter(dest destination.Destination, prevHash string, onCommit func([]byte) (string, error)) *writer {
-	w := &writer{dest: dest, prevHash: prevHash, onCommit: onCommit, jobs: make(chan writeJob, 1), done: make(chan struct{}), free: make(chan *destination.Batch, 4)}
+	w := &writer{dest: dest, prevHash: prevHash, onCommit: onCommit, jobs: make(chan writeJob, 1), done: make(chan struct{}), free: make(chan *destination.Batch, 1)}
 	go w.run()
 	return w
 }

@@ -42,7 +42,7 @@ func init() {
 // Settings bound DuckDB's resources. Empty fields take the defaults, chosen
 // so that a sync's memory stays flat whatever the data size.
 type Settings struct {
-	MemoryLimit string // default "192MB"
+	MemoryLimit string // default "128MB"
 	Threads     string // default: DuckDB's (the number of cores)
 }
 
@@ -64,7 +64,7 @@ const tablesTable = "_sluice_tables"
 // defaultMemoryLimit bounds DuckDB's buffer pool, so that a sync's memory
 // stays flat whatever the data size (see BENCHMARKS.md for what it measures
 // and where it does not hold).
-const defaultMemoryLimit = "192MB"
+const defaultMemoryLimit = "128MB"
 
 // LockedError says the warehouse file is held by another process.
 type LockedError struct {

@@ -49,7 +49,7 @@ func (f *debugFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.destination, "destination", "", "destination URL (default: duckdb:files/warehouse.db)")
 	fs.StringVar(&f.schema, "schema", "", "warehouse schema (default: the connector's name, or its folder's)")
 	fs.BoolVar(&f.verbose, "verbose", false, "show FINE logs")
-	fs.IntVar(&f.batchRows, "batch-rows", 0, "rows per table held in memory before staging (default 65536)")
+	fs.IntVar(&f.batchRows, "batch-rows", 0, "rows per table held in memory before they are written (default 16384)")
 }
 
 // runDebug syncs connector c once and prints what happened. It returns the
