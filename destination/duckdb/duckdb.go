@@ -558,6 +558,9 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 		}
 		t.updated[b.Table] = true
 	}
+	if err := t.confirmAbsent(ctx, tbl, b); err != nil {
+		return fmt.Errorf("look up keys in table %q: %w", b.Table, err)
+	}
 	var n [4]int
 	for r := 0; r < b.Rows; r++ {
 		for _, k := range []rowKind{freshRows, staleRows, partialRows} {
@@ -609,6 +612,69 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 		}
 	}
 	return nil
+}
+
+// confirmAbsent looks up the full rows of a batch from a table the engine
+// tracks (Fresh is set) that the engine could not call fresh, which are
+// mostly its key filter's false positives, and marks fresh those whose key
+// is not in the table. Without it, each batch of a large initial load would
+// run a MERGE, whose join over the transaction's own uncommitted rows runs
+// DuckDB out of memory; an IN list is a plain filtered scan. Only
+// single-column integer and text keys are looked up.
+func (t *tx) confirmAbsent(ctx context.Context, tbl *destination.Table, b *destination.Batch) error {
+	if len(b.Fresh) < b.Rows || len(b.Key) != 1 {
+		return nil
+	}
+	k := b.Key[0]
+	var lits []string
+	var rows []int
+	for r := 0; r < b.Rows; r++ {
+		if !staleRows.takes(b, r) {
+			continue
+		}
+		lit, ok := literal(b.Values[k][r])
+		if !ok {
+			return nil
+		}
+		lits, rows = append(lits, lit), append(rows, r)
+	}
+	if len(rows) == 0 || len(rows) > b.Rows/4 {
+		return nil // none, or so many that the merge is the better plan
+	}
+	col := quote(b.Columns[k].Name)
+	res, err := t.tx.QueryContext(ctx, `SELECT DISTINCT `+col+`::VARCHAR FROM `+t.d.qualified(tbl.Name)+` WHERE `+col+` IN (`+strings.Join(lits, ", ")+`)`)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	present := map[string]bool{}
+	for res.Next() {
+		var v string
+		if err := res.Scan(&v); err != nil {
+			return err
+		}
+		present[v] = true
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if !present[fmt.Sprint(b.Values[k][r])] {
+			b.Fresh[r] = true
+		}
+	}
+	return nil
+}
+
+// literal renders an integer or text key value as SQL.
+func literal(v any) (string, bool) {
+	switch x := v.(type) {
+	case int64, int32, int16:
+		return fmt.Sprint(x), true
+	case string:
+		return "'" + strings.ReplaceAll(x, "'", "''") + "'", true
+	}
+	return "", false
 }
 
 // direct reports whether a batch's fresh rows can go through the plain

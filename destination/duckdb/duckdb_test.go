@@ -2,6 +2,7 @@ package duckdb_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -241,5 +242,35 @@ func TestOpenViaURL(t *testing.T) {
 	_, err = destination.Open(ctx, "nosuch:///x", destination.Options{Schema: "s"})
 	if err == nil || !strings.Contains(err.Error(), "duckdb") {
 		t.Errorf("unknown scheme: %v", err)
+	}
+}
+
+// Rows of a tracked table that the engine could not call fresh (its key
+// filter's false positives) are looked up: the absent are inserted, the
+// present replaced, and no key ends up twice.
+func TestFalsePositivesAreLookedUp(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "w.db")
+	d := open(t, path)
+	defer d.Close()
+	first := batch([]any{int64(1), int64(10)}, []any{int64(2), int64(20)})
+	first.Fresh = []bool{true, true}
+	if err := commit(ctx, d, `{}`, []destination.SchemaChange{{Kind: destination.CreateTable, Table: table}}, first); err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]any
+	for i := int64(2); i < 12; i++ {
+		rows = append(rows, []any{i, i * 100})
+	}
+	second := batch(rows...)
+	second.Fresh = make([]bool, len(rows)) // every one a "maybe"
+	if err := commit(ctx, d, `{}`, nil, second); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	got := query(t, path, `SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(n) FROM s.t`)
+	// ids 1..11 once each; n: 10 for id 1, then 200..1100.
+	if want := "11 11 " + fmt.Sprint(10+(2+11)*10*100/2); len(got) != 1 || got[0] != want {
+		t.Errorf("rows %v, want %s", got, want)
 	}
 }
