@@ -355,7 +355,7 @@ func (d *DB) Begin(ctx context.Context, synced time.Time) (destination.Tx, error
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &tx{d: d, tx: t, synced: synced.UTC(), syncedSQL: timestampLiteral(synced), updated: map[string]bool{}}, nil
+	return &tx{d: d, tx: t, synced: synced.UTC(), syncedSQL: timestampLiteral(synced), updated: map[string]bool{}, appenders: map[string]*openAppender{}}, nil
 }
 
 // tx is one checkpoint's transaction. Batches are merged as they arrive
@@ -370,13 +370,19 @@ type tx struct {
 	// DuckDB refuses, at commit, an ALTER TABLE that follows an update of
 	// the same table in one transaction (inserts are fine), so a schema
 	// change to such a table rebuilds it instead.
-	updated map[string]bool
-	failed  bool
+	updated   map[string]bool
+	appenders map[string]*openAppender // by table; see appendFresh
+	failed    bool
 }
 
 // Apply implements destination.Tx.
 func (t *tx) Apply(ctx context.Context, changes []destination.SchemaChange) (err error) {
 	defer t.fail(&err)
+	for _, ch := range changes {
+		if err := t.settle(ch.Table.Name); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < len(changes); {
 		ch := changes[i]
 		if ch.Kind != destination.CreateTable && t.updated[ch.Table.Name] {
@@ -551,13 +557,6 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 	if err != nil {
 		return err
 	}
-	if b.Truncate {
-		if _, err := t.tx.ExecContext(ctx, `UPDATE `+d.qualified(b.Table)+` SET `+quote(destination.ColumnDeleted)+` = true, `+
-			quote(destination.ColumnSynced)+` = `+t.syncedSQL+` WHERE NOT `+quote(destination.ColumnDeleted)); err != nil {
-			return fmt.Errorf("truncate table %q: %w", b.Table, err)
-		}
-		t.updated[b.Table] = true
-	}
 	if err := t.confirmAbsent(ctx, tbl, b); err != nil {
 		return fmt.Errorf("look up keys in table %q: %w", b.Table, err)
 	}
@@ -568,6 +567,18 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 				n[k]++
 			}
 		}
+	}
+	if b.Truncate || n[staleRows] > 0 || n[partialRows] > 0 {
+		if err := t.settle(b.Table); err != nil {
+			return err
+		}
+	}
+	if b.Truncate {
+		if _, err := t.tx.ExecContext(ctx, `UPDATE `+d.qualified(b.Table)+` SET `+quote(destination.ColumnDeleted)+` = true, `+
+			quote(destination.ColumnSynced)+` = `+t.syncedSQL+` WHERE NOT `+quote(destination.ColumnDeleted)); err != nil {
+			return fmt.Errorf("truncate table %q: %w", b.Table, err)
+		}
+		t.updated[b.Table] = true
 	}
 	if n[freshRows]+n[staleRows]+n[partialRows] == 0 {
 		return nil
@@ -592,7 +603,7 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 	if n[freshRows] > 0 {
 		if cols, ok := direct(tbl, b); ok {
 			err = d.conn.Raw(func(dc any) error { return t.appendFresh(ctx, dc.(driver.Conn), b, cols) })
-		} else {
+		} else if err = t.settle(b.Table); err == nil {
 			err = run(d.insertSQL(tbl, b.Columns, t.syncedSQL), freshRows)
 		}
 		if err != nil {
@@ -626,11 +637,15 @@ func (t *tx) confirmAbsent(ctx context.Context, tbl *destination.Table, b *desti
 		return nil
 	}
 	k := b.Key[0]
+	open := t.appenders[b.Table]
 	var lits []string
 	var rows []int
 	for r := 0; r < b.Rows; r++ {
 		if !staleRows.takes(b, r) {
 			continue
+		}
+		if open != nil && open.holds(b.Values[k][r]) {
+			continue // present, in rows the query below cannot see yet
 		}
 		lit, ok := literal(b.Values[k][r])
 		if !ok {
@@ -701,15 +716,35 @@ func direct(t *destination.Table, b *destination.Batch) ([]int, bool) {
 // appendFresh appends the batch's fresh rows, columns cols of it, to the
 // table with the plain appender. Columns the batch lacks get their default,
 // NULL.
+//
+// The appender stays open across batches until another statement touches
+// the table (see settle): DuckDB then flushes whole row groups, which it
+// writes out to the database file as it goes. An appender per batch of
+// fewer rows than a row group leaves every row of the transaction in
+// memory, and a large load fails at any memory_limit.
 func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Batch, cols []int) error {
 	names := make([]string, 0, len(cols)+2)
 	for _, c := range cols {
 		names = append(names, b.Columns[c].Name)
 	}
 	names = append(names, destination.ColumnSynced, destination.ColumnDeleted)
-	ap, err := duckdb.NewAppenderWithColumns(dc, "", t.d.schema, b.Table, names)
-	if err != nil {
-		return err
+	open := t.appenders[b.Table]
+	if open != nil && !slices.Equal(open.columns, names) {
+		if err := t.settle(b.Table); err != nil {
+			return err
+		}
+		open = nil
+	}
+	if open == nil {
+		ap, err := duckdb.NewAppenderWithColumns(dc, "", t.d.schema, b.Table, names)
+		if err != nil {
+			return err
+		}
+		open = &openAppender{ap: ap, columns: names, key: -1, intKeys: map[int64]struct{}{}, textKeys: map[string]struct{}{}}
+		if len(b.Key) == 1 {
+			open.key = slices.Index(cols, b.Key[0])
+		}
+		t.appenders[b.Table] = open
 	}
 	args := make([]driver.Value, len(names))
 	args[len(cols)] = t.synced
@@ -721,12 +756,99 @@ func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Bat
 			args[i] = b.Values[c][r]
 		}
 		args[len(cols)+1] = b.Deleted[r] == destination.Deleted
-		if err := ap.AppendRow(args...); err != nil {
-			ap.Close()
+		if err := open.append(args); err != nil {
 			return fmt.Errorf("row %d: %w", r+1, err)
 		}
 	}
-	return ap.CloseWithCancel(ctx)
+	return nil
+}
+
+// openAppender is a table's appender kept open in the transaction. It
+// flushes every rowGroupRows rows, so that DuckDB gets whole row groups, and
+// remembers the keys it holds unflushed, which no query sees yet.
+type openAppender struct {
+	ap       *duckdb.Appender
+	columns  []string
+	key      int // index in the appended row of a single key column, or -1
+	pending  int
+	intKeys  map[int64]struct{}
+	textKeys map[string]struct{}
+}
+
+// rowGroupRows is DuckDB's row group size.
+const rowGroupRows = 122_880
+
+func (o *openAppender) append(args []driver.Value) error {
+	if err := o.ap.AppendRow(args...); err != nil {
+		return err
+	}
+	if o.key >= 0 {
+		switch v := args[o.key].(type) {
+		case int64:
+			o.intKeys[v] = struct{}{}
+		case int32:
+			o.intKeys[int64(v)] = struct{}{}
+		case int16:
+			o.intKeys[int64(v)] = struct{}{}
+		case string:
+			o.textKeys[v] = struct{}{}
+		}
+	}
+	if o.pending++; o.pending < rowGroupRows {
+		return nil
+	}
+	o.pending = 0
+	clear(o.intKeys)
+	clear(o.textKeys)
+	return o.ap.Flush()
+}
+
+// holds reports whether key v is among the unflushed rows. Keys of other
+// types are never looked up (see literal).
+func (o *openAppender) holds(v any) bool {
+	switch x := v.(type) {
+	case int64:
+		_, ok := o.intKeys[x]
+		return ok
+	case int32:
+		_, ok := o.intKeys[int64(x)]
+		return ok
+	case int16:
+		_, ok := o.intKeys[int64(x)]
+		return ok
+	case string:
+		_, ok := o.textKeys[x]
+		return ok
+	}
+	return false
+}
+
+// settle closes the table's open appender, if any, so that its rows are in
+// the table before anything else reads or changes it.
+func (t *tx) settle(table string) error {
+	open := t.appenders[table]
+	if open == nil {
+		return nil
+	}
+	delete(t.appenders, table)
+	if err := open.ap.Close(); err != nil {
+		return fmt.Errorf("append to table %q: %w", table, err)
+	}
+	return nil
+}
+
+// settleAll closes every open appender, in table order.
+func (t *tx) settleAll() error {
+	names := make([]string, 0, len(t.appenders))
+	for n := range t.appenders {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, t.settle(n))
+	}
+	return errors.Join(errs...)
 }
 
 // Commit implements destination.Tx.
@@ -734,6 +856,9 @@ func (t *tx) Commit(ctx context.Context, state destination.StateRecord) (err err
 	defer t.fail(&err)
 	if t.failed {
 		return errors.New("commit after a failed step")
+	}
+	if err := t.settleAll(); err != nil {
+		return err
 	}
 	if _, err := t.tx.ExecContext(ctx, `INSERT OR REPLACE INTO `+t.d.qualified(destination.StateTable)+` VALUES (1, ?, ?, ?)`,
 		string(state.State), state.PrevHash, t.synced); err != nil {
@@ -749,6 +874,8 @@ func (t *tx) Commit(ctx context.Context, state destination.StateRecord) (err err
 func (t *tx) Rollback() error {
 	// The table cache may hold changes that are being rolled back.
 	t.d.tables = nil
+	// Rows of open appenders land in the transaction, which goes.
+	_ = t.settleAll()
 	err := t.tx.Rollback()
 	if errors.Is(err, sql.ErrTxDone) {
 		return nil

@@ -274,3 +274,29 @@ func TestFalsePositivesAreLookedUp(t *testing.T) {
 		t.Errorf("rows %v, want %s", got, want)
 	}
 }
+
+// The same within one transaction: the first batch's rows are still in the
+// open appender, unflushed, when the second batch's keys are looked up.
+func TestFalsePositivesInOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "w.db")
+	d := open(t, path)
+	defer d.Close()
+	first := batch([]any{int64(1), int64(10)}, []any{int64(2), int64(20)})
+	first.Fresh = []bool{true, true}
+	// Key 2 is a "maybe" among new keys, few enough to be looked up.
+	rows := [][]any{{int64(2), int64(200)}}
+	for i := int64(3); i < 10; i++ {
+		rows = append(rows, []any{i, i * 100})
+	}
+	second := batch(rows...)
+	second.Fresh = []bool{false, true, true, true, true, true, true, true}
+	if err := commit(ctx, d, `{}`, []destination.SchemaChange{{Kind: destination.CreateTable, Table: table}}, first, second); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	got := query(t, path, `SELECT string_agg(id || '=' || n, ' ' ORDER BY id) FROM s.t`)
+	if want := "1=10 2=200 3=300 4=400 5=500 6=600 7=700 8=800 9=900"; len(got) != 1 || got[0] != want {
+		t.Errorf("rows %v, want %s (key 2 once, replaced)", got, want)
+	}
+}
