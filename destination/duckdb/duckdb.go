@@ -365,7 +365,7 @@ func (d *DB) Begin(ctx context.Context, synced time.Time) (destination.Tx, error
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &tx{d: d, tx: t, synced: synced.UTC(), syncedSQL: timestampLiteral(synced), updated: map[string]bool{}, appenders: map[string]*openAppender{}}, nil
+	return &tx{d: d, tx: t, synced: synced.UTC(), syncedSQL: timestampLiteral(synced), updated: map[string]bool{}, appenders: map[string]*openAppender{}, deferred: map[string]*deferred{}}, nil
 }
 
 // tx is one checkpoint's transaction. Batches are merged as they arrive
@@ -382,6 +382,7 @@ type tx struct {
 	// change to such a table rebuilds it instead.
 	updated   map[string]bool
 	appenders map[string]*openAppender // by table; see appendFresh
+	deferred  map[string]*deferred     // by table; see deferMaybes
 	failed    bool
 }
 
@@ -389,6 +390,11 @@ type tx struct {
 func (t *tx) Apply(ctx context.Context, changes []destination.SchemaChange) (err error) {
 	defer t.fail(&err)
 	for _, ch := range changes {
+		if tbl := t.d.tables[ch.Table.Name]; tbl != nil {
+			if err := t.flushDeferred(ctx, tbl); err != nil {
+				return err
+			}
+		}
 		if err := t.settle(ch.Table.Name); err != nil {
 			return err
 		}
@@ -562,14 +568,25 @@ func (k rowKind) takes(b *destination.Batch, r int) bool {
 // the transaction, with no staging table and no statement per row.
 func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 	defer t.fail(&err)
-	d := t.d
-	tbl, err := d.target(b.Table)
+	tbl, err := t.d.target(b.Table)
 	if err != nil {
 		return err
 	}
-	if err := t.confirmAbsent(ctx, tbl, b); err != nil {
-		return fmt.Errorf("look up keys in table %q: %w", b.Table, err)
+	// Deferred rows come before anything that may read or change them.
+	if b.Truncate || slices.ContainsFunc(b.Set[:b.Rows], func(s []uint64) bool { return s != nil }) {
+		if err := t.flushDeferred(ctx, tbl); err != nil {
+			return err
+		}
 	}
+	if err := t.deferMaybes(ctx, tbl, b); err != nil {
+		return err
+	}
+	return t.write(ctx, tbl, b)
+}
+
+// write applies a batch: each kind of row in one statement.
+func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.Batch) (err error) {
+	d := t.d
 	var n [4]int
 	for r := 0; r < b.Rows; r++ {
 		for _, k := range []rowKind{freshRows, staleRows, partialRows} {
@@ -635,57 +652,145 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 	return nil
 }
 
-// confirmAbsent looks up the full rows of a batch from a table the engine
-// tracks (Fresh is set) that the engine could not call fresh, which are
-// mostly its key filter's false positives, and marks fresh those whose key
-// is not in the table. Without it, each batch of a large initial load would
-// run a MERGE, whose join over the transaction's own uncommitted rows runs
-// DuckDB out of memory; an IN list is a plain filtered scan. Only
-// single-column integer and text keys are looked up.
-func (t *tx) confirmAbsent(ctx context.Context, tbl *destination.Table, b *destination.Batch) error {
+// deferred holds the full rows of a table that the engine could not call
+// fresh although it tracks the table's keys: mostly its key filter's false
+// positives, a percent or so of an initial load. Looking them up batch by
+// batch would scan the table's key column for every batch, and merging
+// them would join it; deferred, they are looked up together, once per
+// deferLimit rows, and most then go in as fresh rows after all.
+type deferred struct {
+	columns []destination.Column
+	key     int
+	rows    [][]any // row-major copies: the engine reuses its batches
+	deleted []int8
+	at      map[string]int // by key literal: a later row replaces an earlier one
+}
+
+// deferLimit is how many rows of a table wait before a lookup.
+const deferLimit = 16384
+
+// deferMaybes moves the batch's full rows whose key may be in the table
+// into the table's deferred rows, removing them from the batch. Only
+// tables the engine tracks (Fresh is set) with a single integer or text
+// key column are deferred.
+func (t *tx) deferMaybes(ctx context.Context, tbl *destination.Table, b *destination.Batch) error {
 	if len(b.Fresh) < b.Rows || len(b.Key) != 1 {
 		return nil
 	}
 	k := b.Key[0]
+	df := t.deferred[b.Table]
+	if df != nil && !slices.Equal(df.columns, b.Columns) {
+		if err := t.flushDeferred(ctx, tbl); err != nil {
+			return err
+		}
+		df = nil
+	}
 	open := t.appenders[b.Table]
-	var lits []string
-	var rows []int
+	keep := 0
 	for r := 0; r < b.Rows; r++ {
-		if !staleRows.takes(b, r) {
+		v := b.Values[k][r]
+		lit, ok := literal(v)
+		// A key among the open appender's unflushed rows is present: it
+		// is merged now, as the engine said.
+		if ok && staleRows.takes(b, r) && (open == nil || !open.holds(v)) {
+			if df == nil {
+				df = &deferred{columns: slices.Clone(b.Columns), key: k, at: map[string]int{}}
+				t.deferred[b.Table] = df
+			}
+			row := make([]any, len(b.Columns))
+			for c := range row {
+				row[c] = b.Values[c][r]
+			}
+			if i, ok := df.at[lit]; ok {
+				df.rows[i], df.deleted[i] = row, b.Deleted[r]
+			} else {
+				df.at[lit] = len(df.rows)
+				df.rows, df.deleted = append(df.rows, row), append(df.deleted, b.Deleted[r])
+			}
 			continue
 		}
-		if open != nil && open.holds(b.Values[k][r]) {
-			continue // present, in rows the query below cannot see yet
+		if keep != r {
+			for c := range b.Values {
+				b.Values[c][keep] = b.Values[c][r]
+			}
+			b.Set[keep], b.Deleted[keep], b.Fresh[keep] = b.Set[r], b.Deleted[r], b.Fresh[r]
 		}
-		lit, ok := literal(b.Values[k][r])
-		if !ok {
-			return nil
-		}
-		lits, rows = append(lits, lit), append(rows, r)
+		keep++
 	}
-	if len(rows) == 0 || len(rows) > b.Rows/4 {
-		return nil // none, or so many that the merge is the better plan
+	b.Rows = keep
+	for c := range b.Values {
+		b.Values[c] = b.Values[c][:keep]
 	}
-	col := quote(b.Columns[k].Name)
+	b.Set, b.Deleted, b.Fresh = b.Set[:keep], b.Deleted[:keep], b.Fresh[:keep]
+	if df != nil && len(df.rows) >= deferLimit {
+		return t.flushDeferred(ctx, tbl)
+	}
+	return nil
+}
+
+// flushDeferred looks up the table's deferred rows in one query and writes
+// them: fresh where the key is absent, merged where it is present.
+func (t *tx) flushDeferred(ctx context.Context, tbl *destination.Table) error {
+	df := t.deferred[tbl.Name]
+	if df == nil {
+		return nil
+	}
+	delete(t.deferred, tbl.Name)
+	lits := make([]string, 0, len(df.at))
+	for lit := range df.at {
+		lits = append(lits, lit)
+	}
+	col := quote(df.columns[df.key].Name)
+	// The query sees the open appender's flushed rows; holds covers the
+	// rest.
 	res, err := t.tx.QueryContext(ctx, `SELECT DISTINCT `+col+`::VARCHAR FROM `+t.d.qualified(tbl.Name)+` WHERE `+col+` IN (`+strings.Join(lits, ", ")+`)`)
 	if err != nil {
-		return err
+		return fmt.Errorf("look up %d keys in table %q: %w", len(lits), tbl.Name, err)
 	}
-	defer res.Close()
 	present := map[string]bool{}
 	for res.Next() {
 		var v string
 		if err := res.Scan(&v); err != nil {
+			res.Close()
 			return err
 		}
 		present[v] = true
 	}
+	res.Close()
 	if err := res.Err(); err != nil {
 		return err
 	}
-	for _, r := range rows {
-		if !present[fmt.Sprint(b.Values[k][r])] {
-			b.Fresh[r] = true
+	n := len(df.rows)
+	b := &destination.Batch{Table: tbl.Name, Columns: df.columns, Key: []int{df.key}, Rows: n,
+		Values: make([][]any, len(df.columns)), Set: make([][]uint64, n), Deleted: df.deleted, Fresh: make([]bool, n)}
+	open := t.appenders[tbl.Name]
+	for c := range b.Values {
+		b.Values[c] = make([]any, n)
+	}
+	for r, row := range df.rows {
+		for c, v := range row {
+			b.Values[c][r] = v
+		}
+		key := row[df.key]
+		b.Fresh[r] = !present[fmt.Sprint(key)] && (open == nil || !open.holds(key))
+	}
+	return t.write(ctx, tbl, b)
+}
+
+// flushAllDeferred flushes every table's deferred rows, in table order.
+func (t *tx) flushAllDeferred(ctx context.Context) error {
+	names := make([]string, 0, len(t.deferred))
+	for n := range t.deferred {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		tbl, err := t.d.target(n)
+		if err != nil {
+			return err
+		}
+		if err := t.flushDeferred(ctx, tbl); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -867,6 +972,9 @@ func (t *tx) Commit(ctx context.Context, state destination.StateRecord) (err err
 	if t.failed {
 		return errors.New("commit after a failed step")
 	}
+	if err := t.flushAllDeferred(ctx); err != nil {
+		return err
+	}
 	if err := t.settleAll(); err != nil {
 		return err
 	}
@@ -885,6 +993,7 @@ func (t *tx) Rollback() error {
 	// The table cache may hold changes that are being rolled back.
 	t.d.tables = nil
 	// Rows of open appenders land in the transaction, which goes.
+	t.deferred = nil
 	_ = t.settleAll()
 	err := t.tx.Rollback()
 	if errors.Is(err, sql.ErrTxDone) {
