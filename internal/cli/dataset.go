@@ -37,6 +37,9 @@ commands:
   partitions               list the partition ids
   count [--partition ID]   count the records of the dataset or of one partition
   describe                 capabilities, parameters, schema and partitioning
+  debug [--partition ID] [--incremental] [debug flags]
+                           sync into the local warehouse: one table, each partition
+                           replaced atomically; --incremental skips partitions synced before
   reset, tables, sql       as for any connector (see sluice help)
   help                     show this
 
@@ -70,8 +73,7 @@ func runDataset(d contract.Dataset, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprint(stdout, datasetUsage)
 		return 0
 	case "debug":
-		fmt.Fprintln(stderr, "debug: syncing a dataset connector into the warehouse is not available yet; `read` shows its rows")
-		return 1
+		return runDatasetDebug(d, args[1:], stdout, stderr)
 	}
 	if code, ok := runLocal(args, stdin, stdout, stderr); ok {
 		return code

@@ -55,6 +55,12 @@ func (f *debugFlags) register(fs *flag.FlagSet) {
 // runDebug syncs connector c once and prints what happened. It returns the
 // process exit status.
 func runDebug(c contract.Connector, args []string, stdout, stderr io.Writer) int {
+	return runDebugWith(c, nil, args, stdout, stderr)
+}
+
+// runDebugWith is runDebug for a connector that knows more of its secrets
+// than their key names tell (a dataset's secret parameters).
+func runDebugWith(c contract.Connector, secrets func(contract.Config) []string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("debug", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f debugFlags
@@ -64,7 +70,7 @@ func runDebug(c contract.Connector, args []string, stdout, stderr io.Writer) int
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r := &run{c: c, flags: f, stdout: stdout, stderr: stderr, start: time.Now()}
+	r := &run{c: c, secrets: secrets, flags: f, stdout: stdout, stderr: stderr, start: time.Now()}
 	err := r.run(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "\nsync failed: %s\n", r.redact.apply(err.Error()))
@@ -78,6 +84,7 @@ func runDebug(c contract.Connector, args []string, stdout, stderr io.Writer) int
 
 type run struct {
 	c         contract.Connector
+	secrets   func(contract.Config) []string
 	flags     debugFlags
 	stdout    io.Writer
 	stderr    io.Writer
@@ -100,6 +107,9 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	r.redact = newRedactor(cfg)
+	if r.secrets != nil {
+		r.redact.add(r.secrets(cfg)...)
+	}
 
 	schemaName := r.flags.schema
 	if schemaName == "" {
