@@ -74,9 +74,10 @@ var (
 	sdkHash = scenario{name: "sluice, hash-keyed", run: func(ctx context.Context, p string, n int64, c Config) (time.Duration, error) {
 		return SluiceLoad(ctx, p, n, HashKeyed, c)
 	}}
-	rawMerge  = scenario{name: "raw stage + MERGE INTO", raw: true, populated: true, run: RawMerge}
-	sdkUpsert = scenario{name: "sluice upsert", populated: true, run: SluiceUpsert}
-	raw4      = scenario{name: "raw appender, 4 columns", raw: true, run: Raw4}
+	rawMerge   = scenario{name: "raw stage + MERGE INTO", raw: true, populated: true, run: RawMerge}
+	sdkUpsert  = scenario{name: "sluice upsert", populated: true, run: SluiceUpsert}
+	sdkDataset = scenario{name: "sluice dataset", run: SluiceDataset}
+	raw4       = scenario{name: "raw appender, 4 columns", raw: true, run: Raw4}
 
 	loadRows   = func(n int64) int64 { return n }
 	upsertRows = func(n int64) int64 { return n + n/2 }
@@ -87,6 +88,9 @@ var (
 		{name: "initial load, keyed", raw: rawKeyed, sdk: sdkKeyed, goal: 0.70, wantRows: loadRows, wantNewV1: noneV1},
 		{name: "initial load, hash-keyed", raw: rawHash, sdk: sdkHash, goal: 0.70, wantRows: loadRows, wantNewV1: noneV1},
 		{name: "upsert, populated (MERGE INTO)", raw: rawMerge, sdk: sdkUpsert, goal: 0.70, wantRows: upsertRows, wantNewV1: allV1},
+		// Issue 3: a dataset read into the warehouse, against the same
+		// appender as the keyed load.
+		{name: "dataset read, 16 partitions", raw: rawKeyed, sdk: sdkDataset, goal: 0.70, wantRows: loadRows, wantNewV1: noneV1},
 	}
 )
 
@@ -440,7 +444,7 @@ func TestScenariosAgree(t *testing.T) {
 	const rows = 3000
 	cfg := Config{BatchRows: 1000} // several batches per transaction
 	sums := map[string]Summary{}
-	for _, s := range []scenario{rawKeyed, sdkKeyed, rawHash, sdkHash, rawMerge, sdkUpsert, raw4} {
+	for _, s := range []scenario{rawKeyed, sdkKeyed, rawHash, sdkHash, rawMerge, sdkUpsert, sdkDataset, raw4} {
 		_, path, err := runOnce(ctx, t.TempDir(), s, rows, cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -5,5 +5,5 @@ import "embed"
 
 // FS holds every example's sources, one folder each.
 //
-//go:embed all:hello all:three-operations all:incremental-cursor all:multiple-tables all:schema-change
+//go:embed all:hello all:three-operations all:incremental-cursor all:multiple-tables all:schema-change all:dataset-readings all:dataset-csv
 var FS embed.FS

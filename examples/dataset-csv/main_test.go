@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluicedata/sluice/destination/duckdb"
 	"github.com/sluicedata/sluice/sdk"
 )
 
@@ -243,4 +244,53 @@ func TestFolderCommandLine(t *testing.T) {
 	if r := run(t, dir, "count"); r.code != 1 || !strings.Contains(r.stderr, `parameter "folder" (Folder of CSV files) is mandatory: set "folder" in the configuration`) {
 		t.Errorf("no folder: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
+}
+
+// Parquet files go in and out through the command line, typed values
+// becoming the folder's text.
+func TestFolderParquet(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.WriteFile(filepath.Join(dir, "configuration.json"), []byte(`{"folder": "data"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := duckdb.OpenDB(ctx, "", duckdb.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `COPY (SELECT * FROM (VALUES (1, 'Ada, "AL"', 10.50::DECIMAL(10,2)), (2, NULL, 3::DECIMAL(10,2)), (3, 'Linus', NULL))
+		AS t(id, name, amount)) TO '`+filepath.Join(dir, "sales.parquet")+`' (FORMAT parquet)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := run(t, dir, "write", "--partition", "2024-03-01", "sales.parquet")
+	if r.code != 0 || r.stdout != "wrote 3 rows to partition 2024-03-01 (OVERWRITE)\n" {
+		t.Fatalf("write parquet: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	sales := "id,name,amount\n1,\"Ada, \"\"AL\"\"\",10.50\n2,,3.00\n3,Linus,\n"
+	wantFolder(t, data, map[string]string{"2024-03-01.csv": sales})
+
+	// Out to Parquet and back into another partition: the same rows.
+	r = run(t, dir, "read", "--partition", "2024-03-01", "-o", "out.parquet")
+	if r.code != 0 || !strings.Contains(r.stderr, "read 3 rows into out.parquet") {
+		t.Fatalf("read -o out.parquet: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	r = run(t, dir, "write", "out.parquet", "--partition", "2024-03-02", "--append")
+	if r.code != 0 || r.stdout != "wrote 3 rows to partition 2024-03-02 (APPEND)\n" {
+		t.Fatalf("write out.parquet: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	wantFolder(t, data, map[string]string{"2024-03-01.csv": sales, "2024-03-02.csv": sales})
+
+	// A file that is not Parquet: a clear error naming it, and no change.
+	if err := os.WriteFile(filepath.Join(dir, "fake.parquet"), []byte("id,name,amount\n9,Ken,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, dir, "write", "--partition", "2024-03-01", "fake.parquet")
+	if r.code != 1 || !strings.Contains(r.stderr, "write: read Parquet file fake.parquet: ") {
+		t.Errorf("write fake.parquet: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	wantFolder(t, data, map[string]string{"2024-03-01.csv": sales, "2024-03-02.csv": sales})
 }

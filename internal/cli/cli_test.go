@@ -259,7 +259,7 @@ func TestLogHandlerStoresDerivedLoggers(t *testing.T) {
 }
 
 func TestTemplates(t *testing.T) {
-	want := []string{"hello", "incremental-cursor", "multiple-tables", "schema-change", "three-operations"}
+	want := []string{"dataset-csv", "dataset-readings", "hello", "incremental-cursor", "multiple-tables", "schema-change", "three-operations"}
 	if got := Templates(); !slices.Equal(got, want) {
 		t.Errorf("Templates() = %q, want %q", got, want)
 	}

@@ -30,10 +30,10 @@ import (
 const datasetUsage = `usage: go run . COMMAND [flags]
 
 commands:
-  read [--partition ID] [--limit N] [--format table|csv|jsonl] [-o FILE]
+  read [--partition ID] [--limit N] [--format table|csv|jsonl|parquet] [-o FILE]
                            print or export rows (the whole dataset without --partition)
   write --partition ID [--append] FILE
-                           write a CSV or JSONL file into a partition (replacing it unless --append)
+                           write a CSV, JSONL or Parquet file into a partition (replacing it unless --append)
   partitions               list the partition ids
   count [--partition ID]   count the records of the dataset or of one partition
   describe                 capabilities, parameters, schema and partitioning
@@ -171,18 +171,20 @@ func (c *dsCmd) read(args []string) int {
 	fs := c.flags()
 	partition := fs.String("partition", "", "partition id (default: the whole dataset)")
 	limit := fs.Int64("limit", 0, "read at most N rows (0 or -1: all)")
-	format := fs.String("format", "", "table, csv or jsonl (default: from -o's extension, else table)")
+	format := fs.String("format", "", "table, csv, jsonl or parquet (default: from -o's extension, else table)")
 	output := fs.String("o", "", "write to FILE instead of the standard output")
 	pos, ok := c.parse(args)
 	if !ok || len(pos) > 0 {
-		fmt.Fprintln(c.stderr, "usage: read [--partition ID] [--limit N] [--format table|csv|jsonl] [-o FILE]")
+		fmt.Fprintln(c.stderr, "usage: read [--partition ID] [--limit N] [--format table|csv|jsonl|parquet] [-o FILE]")
 		return 2
 	}
 	if *format == "" {
 		*format = formatOf(*output, "table")
 	}
-	if *format != "table" && *format != "csv" && *format != "jsonl" {
-		fmt.Fprintf(c.stderr, "read: unknown format %q: use table, csv or jsonl (Parquet is not supported yet)\n", *format)
+	switch *format {
+	case "table", "csv", "jsonl", "parquet":
+	default:
+		fmt.Fprintf(c.stderr, "read: unknown format %q: use table, csv, jsonl or parquet\n", *format)
 		return 2
 	}
 	ctx, h, done, err := c.open()
@@ -192,19 +194,27 @@ func (c *dsCmd) read(args []string) int {
 	defer done()
 
 	var res contract.ReadResult
-	err = writeOutput(*output, c.stdout, func(w io.Writer) error {
-		return guard(func() error {
+	if *format == "parquet" {
+		err = guard(func() error {
 			var err error
-			if *format == "jsonl" {
-				enc := json.NewEncoder(w)
-				enc.SetEscapeHTML(false)
-				res, err = h.Read(ctx, contract.ReadOptions{Partition: *partition, Limit: *limit}, func(r contract.Row) error { return enc.Encode(r) })
-				return err
-			}
-			res, err = readTabular(ctx, h, contract.ReadOptions{Partition: *partition, Limit: *limit}, w, *format)
+			res, err = exportParquet(ctx, h, contract.ReadOptions{Partition: *partition, Limit: *limit}, *output, c.stdout)
 			return err
 		})
-	})
+	} else {
+		err = writeOutput(*output, c.stdout, func(w io.Writer) error {
+			return guard(func() error {
+				var err error
+				if *format == "jsonl" {
+					enc := json.NewEncoder(w)
+					enc.SetEscapeHTML(false)
+					res, err = h.Read(ctx, contract.ReadOptions{Partition: *partition, Limit: *limit}, func(r contract.Row) error { return enc.Encode(r) })
+					return err
+				}
+				res, err = readTabular(ctx, h, contract.ReadOptions{Partition: *partition, Limit: *limit}, w, *format)
+				return err
+			})
+		})
+	}
 	if err != nil {
 		return c.fail(err)
 	}
@@ -343,6 +353,11 @@ func writeOutput(path string, stdout io.Writer, fn func(io.Writer) error) error 
 		tmp.Close()
 		return err
 	}
+	// CreateTemp makes the file private; an export is not.
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
@@ -366,18 +381,23 @@ func (c *dsCmd) write(args []string) int {
 	fs := c.flags()
 	partition := fs.String("partition", "", "partition id to write (required for a partitioned dataset)")
 	appendMode := fs.Bool("append", false, "add to the partition instead of replacing it")
-	format := fs.String("format", "", "csv or jsonl (default: from FILE's extension)")
+	format := fs.String("format", "", "csv, jsonl or parquet (default: from FILE's extension)")
 	pos, ok := c.parse(args)
 	if !ok || len(pos) != 1 {
-		fmt.Fprintln(c.stderr, "usage: write --partition ID [--append] [--format csv|jsonl] FILE (- for the standard input)")
+		fmt.Fprintln(c.stderr, "usage: write --partition ID [--append] [--format csv|jsonl|parquet] FILE (- for the standard input, not for Parquet)")
 		return 2
 	}
 	file := pos[0]
 	if *format == "" {
 		*format = formatOf(file, "")
 	}
-	if *format != "csv" && *format != "jsonl" {
-		fmt.Fprintf(c.stderr, "write: cannot tell the format of %s: use --format csv or --format jsonl (Parquet is not supported yet)\n", file)
+	switch *format {
+	case "csv", "jsonl", "parquet":
+	case "":
+		fmt.Fprintf(c.stderr, "write: cannot tell the format of %s: use --format csv, jsonl or parquet\n", file)
+		return 2
+	default:
+		fmt.Fprintf(c.stderr, "write: unknown format %q: use csv, jsonl or parquet\n", *format)
 		return 2
 	}
 	ctx, h, done, err := c.open()
@@ -389,7 +409,7 @@ func (c *dsCmd) write(args []string) int {
 		return c.fail(err)
 	}
 	in := c.stdin
-	if file != "-" {
+	if file != "-" && *format != "parquet" {
 		f, err := os.Open(file)
 		if err != nil {
 			return c.fail(err)
@@ -402,10 +422,17 @@ func (c *dsCmd) write(args []string) int {
 		opts.Mode = contract.Append
 	}
 	rows := jsonlRows(in)
-	if *format == "csv" {
+	switch *format {
+	case "csv":
 		if opts.Columns, rows, err = csvRows(in); err != nil {
 			return c.fail(err)
 		}
+	case "parquet":
+		var closeParquet func()
+		if opts.Columns, rows, closeParquet, err = parquetRows(ctx, file); err != nil {
+			return c.fail(err)
+		}
+		defer closeParquet()
 	}
 	var res contract.WriteResult
 	err = guard(func() error {

@@ -262,7 +262,7 @@ func TestDatasetWrite(t *testing.T) {
 		{[]string{"write", "--partition", "2024-03-01", jl}, 1, `malformed partition id "2024-03-01"`},
 		{[]string{"write", jl}, 1, `dataset "shop" is partitioned (day (DAY) | country (discrete)): name the partition to write, like "2024-03-01|<country>"`},
 		{[]string{"write", "--partition", "2024-03-01|FR", filepath.Join(dir, "missing.csv")}, 1, "no such file"},
-		{[]string{"write", "--partition", "2024-03-01|FR", filepath.Join(dir, "in.parquet")}, 2, "Parquet is not supported yet"},
+		{[]string{"write", "--partition", "2024-03-01|FR", filepath.Join(dir, "in.parquet")}, 1, "in.parquet: no such file"},
 		{[]string{"write", "--partition", "2024-03-01|FR"}, 2, "usage: write"},
 	} {
 		r := runShop(t, s, shopCfg, tc.args...)

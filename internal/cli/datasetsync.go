@@ -18,14 +18,14 @@ const (
 	rowColumn       = "_row"
 )
 
-// datasetConnector turns a dataset into a sync connector, written against
+// DatasetConnector turns a dataset into a sync connector, written against
 // the same Ops as any other: each partition is read, its rows upserted by
 // (partition, position), the rows its last sync had beyond the new count
 // deleted, and a checkpoint taken, so each partition is replaced
 // atomically. The state keeps each partition's row count:
 // {"partitions": {"2024-03-01|BER": 24}}. only limits the sync to one
 // partition; incremental skips the partitions the state has seen.
-func datasetConnector(d contract.Dataset, only string, incremental bool) contract.Connector {
+func DatasetConnector(d contract.Dataset, only string, incremental bool) contract.Connector {
 	name := d.Info().Name
 	return contract.Connector{
 		Name: name,
@@ -170,7 +170,7 @@ func runDatasetDebug(d contract.Dataset, args []string, stdout, stderr io.Writer
 			rest = append(rest, a)
 		}
 	}
-	return runDebugWith(datasetConnector(d, only, incremental), d.Info().Params.Secrets, rest, stdout, stderr)
+	return runDebugWith(DatasetConnector(d, only, incremental), d.Info().Params.Secrets, rest, stdout, stderr)
 }
 
 // partitionCounts reads the row count of each partition synced before.
