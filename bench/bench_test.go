@@ -255,11 +255,12 @@ func BenchmarkRaw4(b *testing.B) { benchScenario(b, raw4, nil) }
 // alone, for profiles:
 //
 //	go test ./bench -run '^$' -bench SluiceKeyed -benchtime 1x -bench-rows 1000000 -cpuprofile cpu.out
-func BenchmarkSluiceKeyed(b *testing.B)  { benchScenario(b, sdkKeyed, nil) }
-func BenchmarkSluiceHash(b *testing.B)   { benchScenario(b, sdkHash, nil) }
-func BenchmarkSluiceUpsert(b *testing.B) { benchScenario(b, sdkUpsert, nil) }
-func BenchmarkRawKeyed(b *testing.B)     { benchScenario(b, rawKeyed, nil) }
-func BenchmarkRawMerge(b *testing.B)     { benchScenario(b, rawMerge, nil) }
+func BenchmarkSluiceKeyed(b *testing.B)   { benchScenario(b, sdkKeyed, nil) }
+func BenchmarkSluiceHash(b *testing.B)    { benchScenario(b, sdkHash, nil) }
+func BenchmarkSluiceUpsert(b *testing.B)  { benchScenario(b, sdkUpsert, nil) }
+func BenchmarkSluiceDataset(b *testing.B) { benchScenario(b, sdkDataset, nil) }
+func BenchmarkRawKeyed(b *testing.B)      { benchScenario(b, rawKeyed, nil) }
+func BenchmarkRawMerge(b *testing.B)      { benchScenario(b, rawMerge, nil) }
 
 // TestBenchReport runs every pair -bench-reps times, alternating which of the
 // two goes first, and prints the median rows/s of each and their ratio. It

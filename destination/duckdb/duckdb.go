@@ -16,10 +16,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -660,10 +662,10 @@ func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.B
 // deferLimit rows, and most then go in as fresh rows after all.
 type deferred struct {
 	columns []destination.Column
-	key     int
+	key     []int
 	rows    [][]any // row-major copies: the engine reuses its batches
 	deleted []int8
-	at      map[string]int // by key literal: a later row replaces an earlier one
+	at      map[string]int // by keyText: a later row replaces an earlier one
 }
 
 // deferLimit is how many rows of a table wait before a lookup.
@@ -671,13 +673,12 @@ const deferLimit = 16384
 
 // deferMaybes moves the batch's full rows whose key may be in the table
 // into the table's deferred rows, removing them from the batch. Only
-// tables the engine tracks (Fresh is set) with a single integer or text
-// key column are deferred.
+// tables the engine tracks (Fresh is set) whose key columns hold integers
+// or text are deferred.
 func (t *tx) deferMaybes(ctx context.Context, tbl *destination.Table, b *destination.Batch) error {
-	if len(b.Fresh) < b.Rows || len(b.Key) != 1 {
+	if len(b.Fresh) < b.Rows || len(b.Key) == 0 {
 		return nil
 	}
-	k := b.Key[0]
 	df := t.deferred[b.Table]
 	if df != nil && !slices.Equal(df.columns, b.Columns) {
 		if err := t.flushDeferred(ctx, tbl); err != nil {
@@ -686,25 +687,32 @@ func (t *tx) deferMaybes(ctx context.Context, tbl *destination.Table, b *destina
 		df = nil
 	}
 	open := t.appenders[b.Table]
+	key := make([]any, len(b.Key))
 	keep := 0
 	for r := 0; r < b.Rows; r++ {
-		v := b.Values[k][r]
-		lit, ok := literal(v)
+		var text string
+		ok := staleRows.takes(b, r)
+		if ok {
+			for i, c := range b.Key {
+				key[i] = b.Values[c][r]
+			}
+			text, ok = keyText(key)
+		}
 		// A key among the open appender's unflushed rows is present: it
 		// is merged now, as the engine said.
-		if ok && staleRows.takes(b, r) && (open == nil || !open.holds(v)) {
+		if ok && (open == nil || !open.holds(key)) {
 			if df == nil {
-				df = &deferred{columns: slices.Clone(b.Columns), key: k, at: map[string]int{}}
+				df = &deferred{columns: slices.Clone(b.Columns), key: slices.Clone(b.Key), at: map[string]int{}}
 				t.deferred[b.Table] = df
 			}
 			row := make([]any, len(b.Columns))
 			for c := range row {
 				row[c] = b.Values[c][r]
 			}
-			if i, ok := df.at[lit]; ok {
+			if i, ok := df.at[text]; ok {
 				df.rows[i], df.deleted[i] = row, b.Deleted[r]
 			} else {
-				df.at[lit] = len(df.rows)
+				df.at[text] = len(df.rows)
 				df.rows, df.deleted = append(df.rows, row), append(df.deleted, b.Deleted[r])
 			}
 			continue
@@ -736,14 +744,26 @@ func (t *tx) flushDeferred(ctx context.Context, tbl *destination.Table) error {
 		return nil
 	}
 	delete(t.deferred, tbl.Name)
-	lits := make([]string, 0, len(df.at))
-	for lit := range df.at {
-		lits = append(lits, lit)
+	// Each key as a SQL tuple, and the query renders what it finds as
+	// keyText does.
+	names := make([]string, len(df.key))
+	for i, c := range df.key {
+		names[i] = quote(df.columns[c].Name)
 	}
-	col := quote(df.columns[df.key].Name)
-	// The query sees the open appender's flushed rows; holds covers the
-	// rest.
-	res, err := t.tx.QueryContext(ctx, `SELECT DISTINCT `+col+`::VARCHAR FROM `+t.d.qualified(tbl.Name)+` WHERE `+col+` IN (`+strings.Join(lits, ", ")+`)`)
+	lits := make([]string, 0, len(df.rows))
+	key := make([]any, len(df.key))
+	for _, row := range df.rows {
+		for i, c := range df.key {
+			key[i] = row[c]
+		}
+		lits = append(lits, keyLiteral(key))
+	}
+	target := strings.Join(names, ", ")
+	if len(names) > 1 {
+		target = "(" + target + ")"
+	}
+	res, err := t.tx.QueryContext(ctx, `SELECT DISTINCT `+strings.Join(names, `::VARCHAR || chr(31) || `)+`::VARCHAR FROM `+t.d.qualified(tbl.Name)+
+		` WHERE `+target+` IN (`+strings.Join(lits, ", ")+`)`)
 	if err != nil {
 		return fmt.Errorf("look up %d keys in table %q: %w", len(lits), tbl.Name, err)
 	}
@@ -761,7 +781,7 @@ func (t *tx) flushDeferred(ctx context.Context, tbl *destination.Table) error {
 		return err
 	}
 	n := len(df.rows)
-	b := &destination.Batch{Table: tbl.Name, Columns: df.columns, Key: []int{df.key}, Rows: n,
+	b := &destination.Batch{Table: tbl.Name, Columns: df.columns, Key: df.key, Rows: n,
 		Values: make([][]any, len(df.columns)), Set: make([][]uint64, n), Deleted: df.deleted, Fresh: make([]bool, n)}
 	open := t.appenders[tbl.Name]
 	for c := range b.Values {
@@ -771,8 +791,11 @@ func (t *tx) flushDeferred(ctx context.Context, tbl *destination.Table) error {
 		for c, v := range row {
 			b.Values[c][r] = v
 		}
-		key := row[df.key]
-		b.Fresh[r] = !present[fmt.Sprint(key)] && (open == nil || !open.holds(key))
+		for i, c := range df.key {
+			key[i] = row[c]
+		}
+		text, _ := keyText(key)
+		b.Fresh[r] = !present[text] && (open == nil || !open.holds(key))
 	}
 	return t.write(ctx, tbl, b)
 }
@@ -796,15 +819,51 @@ func (t *tx) flushAllDeferred(ctx context.Context) error {
 	return nil
 }
 
-// literal renders an integer or text key value as SQL.
-func literal(v any) (string, bool) {
-	switch x := v.(type) {
-	case int64, int32, int16:
-		return fmt.Sprint(x), true
-	case string:
-		return "'" + strings.ReplaceAll(x, "'", "''") + "'", true
+// keyText renders a key, integer or text values, the way the lookup in
+// flushDeferred renders what it finds: the values' text joined by U+001F.
+// It reports false for a value of another type.
+func keyText(key []any) (string, bool) {
+	if len(key) == 1 {
+		if s, ok := key[0].(string); ok {
+			return s, true
+		}
 	}
-	return "", false
+	var b strings.Builder
+	for i, v := range key {
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		switch x := v.(type) {
+		case int64:
+			b.WriteString(strconv.FormatInt(x, 10))
+		case int32:
+			b.WriteString(strconv.FormatInt(int64(x), 10))
+		case int16:
+			b.WriteString(strconv.FormatInt(int64(x), 10))
+		case string:
+			b.WriteString(x)
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// keyLiteral renders a key that keyText accepts as SQL: a value, or a
+// tuple of them.
+func keyLiteral(key []any) string {
+	lits := make([]string, len(key))
+	for i, v := range key {
+		if s, ok := v.(string); ok {
+			lits[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		} else {
+			lits[i] = fmt.Sprint(v)
+		}
+	}
+	if len(lits) == 1 {
+		return lits[0]
+	}
+	return "(" + strings.Join(lits, ", ") + ")"
 }
 
 // direct reports whether a batch's fresh rows can go through the plain
@@ -855,9 +914,14 @@ func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Bat
 		if err != nil {
 			return err
 		}
-		open = &openAppender{ap: ap, columns: names, key: -1, intKeys: map[int64]struct{}{}, textKeys: map[string]struct{}{}}
-		if len(b.Key) == 1 {
-			open.key = slices.Index(cols, b.Key[0])
+		open = &openAppender{ap: ap, columns: names, intKeys: map[int64]struct{}{}, textKeys: map[string]struct{}{}, hashKeys: map[uint64]struct{}{}}
+		for _, k := range b.Key {
+			if i := slices.Index(cols, k); i >= 0 {
+				open.key = append(open.key, i)
+			}
+		}
+		if len(open.key) != len(b.Key) {
+			open.key = nil // a key column the table lacks: nothing to track
 		}
 		t.appenders[b.Table] = open
 	}
@@ -882,10 +946,16 @@ func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Bat
 // flushes every rowGroupRows rows, so that DuckDB gets whole row groups, and
 // remembers the keys it holds unflushed, which no query sees yet.
 type openAppender struct {
-	ap       *duckdb.Appender
-	columns  []string
-	key      int // index in the appended row of a single key column, or -1
-	pending  int
+	ap      *duckdb.Appender
+	columns []string
+	key     []int // indexes in the appended row of the key columns
+	pending int
+	scratch []any
+	// hashKeys holds composite keys by a 64-bit hash, with no string per
+	// row: a collision only makes a new key look held, and its row is then
+	// merged rather than inserted, which is correct.
+	hashKeys map[uint64]struct{}
+	hash     maphash.Hash
 	intKeys  map[int64]struct{}
 	textKeys map[string]struct{}
 }
@@ -897,16 +967,19 @@ func (o *openAppender) append(args []driver.Value) error {
 	if err := o.ap.AppendRow(args...); err != nil {
 		return err
 	}
-	if o.key >= 0 {
-		switch v := args[o.key].(type) {
-		case int64:
+	if len(o.key) == 1 {
+		if v, ok := asInt(args[o.key[0]]); ok {
 			o.intKeys[v] = struct{}{}
-		case int32:
-			o.intKeys[int64(v)] = struct{}{}
-		case int16:
-			o.intKeys[int64(v)] = struct{}{}
-		case string:
+		} else if v, ok := args[o.key[0]].(string); ok {
 			o.textKeys[v] = struct{}{}
+		}
+	} else if len(o.key) > 1 {
+		o.scratch = o.scratch[:0]
+		for _, i := range o.key {
+			o.scratch = append(o.scratch, args[i])
+		}
+		if h, ok := keyHash(&o.hash, o.scratch); ok {
+			o.hashKeys[h] = struct{}{}
 		}
 	}
 	if o.pending++; o.pending < rowGroupRows {
@@ -915,27 +988,60 @@ func (o *openAppender) append(args []driver.Value) error {
 	o.pending = 0
 	clear(o.intKeys)
 	clear(o.textKeys)
+	clear(o.hashKeys)
 	return o.ap.Flush()
 }
 
-// holds reports whether key v is among the unflushed rows. Keys of other
-// types are never looked up (see literal).
-func (o *openAppender) holds(v any) bool {
+// holds reports whether a key is among the unflushed rows.
+func (o *openAppender) holds(key []any) bool {
+	if len(key) == 1 {
+		if v, ok := asInt(key[0]); ok {
+			_, held := o.intKeys[v]
+			return held
+		}
+	}
+	if len(key) == 1 {
+		if v, ok := key[0].(string); ok {
+			_, held := o.textKeys[v]
+			return held
+		}
+		return false
+	}
+	h, ok := keyHash(&o.hash, key)
+	if !ok {
+		return false
+	}
+	_, held := o.hashKeys[h]
+	return held
+}
+
+// keyHash hashes a key that keyText accepts, without building its text.
+func keyHash(h *maphash.Hash, key []any) (uint64, bool) {
+	h.Reset()
+	var buf [20]byte
+	for _, v := range key {
+		if n, ok := asInt(v); ok {
+			h.Write(strconv.AppendInt(buf[:0], n, 10))
+		} else if s, ok := v.(string); ok {
+			h.WriteString(s)
+		} else {
+			return 0, false
+		}
+		h.WriteByte(0x1f)
+	}
+	return h.Sum64(), true
+}
+
+func asInt(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int64:
-		_, ok := o.intKeys[x]
-		return ok
+		return x, true
 	case int32:
-		_, ok := o.intKeys[int64(x)]
-		return ok
+		return int64(x), true
 	case int16:
-		_, ok := o.intKeys[int64(x)]
-		return ok
-	case string:
-		_, ok := o.textKeys[x]
-		return ok
+		return int64(x), true
 	}
-	return false
+	return 0, false
 }
 
 // settle closes the table's open appender, if any, so that its rows are in

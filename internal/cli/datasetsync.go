@@ -21,8 +21,8 @@ const (
 // DatasetConnector turns a dataset into a sync connector, written against
 // the same Ops as any other: each partition is read, its rows upserted by
 // (partition, position), the rows its last sync had beyond the new count
-// deleted, and a checkpoint taken, so each partition is replaced
-// atomically. The state keeps each partition's row count:
+// deleted, and a checkpoint taken at a partition boundary, so each
+// partition is replaced atomically. The state keeps each partition's row count:
 // {"partitions": {"2024-03-01|BER": 24}}. only limits the sync to one
 // partition; incremental skips the partitions the state has seen.
 func DatasetConnector(d contract.Dataset, only string, incremental bool) contract.Connector {
@@ -60,28 +60,30 @@ func DatasetConnector(d contract.Dataset, only string, incremental bool) contrac
 			if err != nil {
 				return err
 			}
+			dims := h.Info().Partitioning
+			// One map, sized once and refilled per row: the engine reads a
+			// row before Upsert returns, and adding keys to the
+			// connector's own map would grow it on every row.
+			out := make(map[string]any, 16)
+			pending, dirty := 0, false // rows since the last checkpoint
 			for _, p := range parts {
 				if _, seen := counts[p.ID]; incremental && seen {
 					continue
 				}
 				var n int64
 				_, err := h.Read(ctx, contract.ReadOptions{Partition: p.ID}, func(row contract.Row) error {
-					// The row is the connector's: add the key and the
-					// partition's values, and take them off again.
-					added := []string{partitionColumn, rowColumn}
-					row[partitionColumn], row[rowColumn] = p.ID, n
-					for i, dim := range h.Info().Partitioning {
+					clear(out)
+					for k, v := range row {
+						out[k] = v
+					}
+					out[partitionColumn], out[rowColumn] = p.ID, n
+					for i, dim := range dims {
 						if _, ok := row[dim.Name]; !ok && !p.All() {
-							row[dim.Name] = p.Values[i]
-							added = append(added, dim.Name)
+							out[dim.Name] = p.Values[i]
 						}
 					}
-					err := ops.Upsert(name, row)
-					for _, k := range added {
-						delete(row, k)
-					}
 					n++
-					return err
+					return ops.Upsert(name, out)
 				})
 				if err != nil {
 					return fmt.Errorf("partition %q: %w", p.ID, err)
@@ -91,10 +93,19 @@ func DatasetConnector(d contract.Dataset, only string, incremental bool) contrac
 						return err
 					}
 				}
-				counts[p.ID] = n
-				if err := ops.Checkpoint(map[string]any{"partitions": counts}); err != nil {
-					return err
+				counts[p.ID], dirty = n, true
+				// A checkpoint only ever falls between partitions, so each
+				// is replaced atomically; small partitions share one, as a
+				// commit costs DuckDB about as much as 50,000 rows.
+				if pending += int(n); pending >= checkpointRows {
+					if err := ops.Checkpoint(map[string]any{"partitions": counts}); err != nil {
+						return err
+					}
+					pending, dirty = 0, false
 				}
+			}
+			if dirty {
+				return ops.Checkpoint(map[string]any{"partitions": counts})
 			}
 			return nil
 		},
@@ -118,6 +129,10 @@ func withDimensions(cols []contract.Column, dims contract.Partitioning) []contra
 	}
 	return cols
 }
+
+// checkpointRows is how many rows a dataset sync reads, at least, between
+// two checkpoints.
+const checkpointRows = 500_000
 
 // datasetPartitions lists what a sync reads: the one partition asked for,
 // the whole dataset when it is not partitioned, else every partition.
