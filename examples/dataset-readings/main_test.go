@@ -221,3 +221,33 @@ func TestReadingsCommandLine(t *testing.T) {
 		t.Errorf("bad configuration: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
+
+// debug syncs the dataset into the warehouse, one checkpoint for its two
+// small partitions, and --incremental then finds nothing new.
+func TestReadingsDebug(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "configuration.json"), []byte(`{"days": "2", "stations": "PAR"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, dir, "debug")
+	ok(t, r, "debug")
+	if !strings.Contains(r.stdout, "readings                               48") {
+		t.Errorf("debug summary:\n%s", r.stdout)
+	}
+	r = run(t, dir, "sql", `SELECT _partition || ' ' || count(*) || ' ' || min(station) || ' ' || strftime(min("day"), '%Y-%m-%d') FROM readings.readings GROUP BY _partition ORDER BY 1`)
+	ok(t, r, "sql")
+	for _, want := range []string{"2024-03-01|PAR 24 PAR 2024-03-01", "2024-03-02|PAR 24 PAR 2024-03-02"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("warehouse rows: missing %q in\n%s", want, r.stdout)
+		}
+	}
+	state, err := os.ReadFile(filepath.Join(dir, "files", "state.json"))
+	if err != nil || !strings.Contains(string(state), `"2024-03-02|PAR":24`) {
+		t.Errorf("state %s (%v)", state, err)
+	}
+	r = run(t, dir, "debug", "--incremental")
+	ok(t, r, "debug --incremental")
+	if !strings.Contains(r.stdout, "checkpoints: 0") {
+		t.Errorf("--incremental synced again:\n%s", r.stdout)
+	}
+}
