@@ -597,7 +597,13 @@ func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.B
 			}
 		}
 	}
-	if b.Truncate || n[staleRows] > 0 || n[partialRows] > 0 {
+	// Full rows whose key may be in the table replace it: the old row is
+	// deleted and the new one appended with the fresh ones. An UPDATE of
+	// every column would keep each changed value in DuckDB's memory until
+	// the commit; a delete keeps a row id.
+	cols, isDirect := direct(tbl, b)
+	replace := isDirect && n[staleRows] > 0
+	if b.Truncate || n[partialRows] > 0 || n[staleRows] > 0 && !replace {
 		if err := t.settle(b.Table); err != nil {
 			return err
 		}
@@ -629,9 +635,22 @@ func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.B
 			return ap.CloseWithCancel(ctx)
 		})
 	}
-	if n[freshRows] > 0 {
-		if cols, ok := direct(tbl, b); ok {
-			err = d.conn.Raw(func(dc any) error { return t.appendFresh(ctx, dc.(driver.Conn), b, cols) })
+	if replace {
+		// The delete must see rows this transaction appended with the
+		// same keys.
+		if open := t.appenders[b.Table]; open != nil && open.holdsAny(b, staleRows) {
+			if err := open.flush(); err != nil {
+				return fmt.Errorf("append to table %q: %w", b.Table, err)
+			}
+		}
+		t.updated[b.Table] = true
+		if err := run(d.deleteSQL(tbl, b.Columns, b.Key), staleRows); err != nil {
+			return fmt.Errorf("replace rows of table %q: %w", b.Table, err)
+		}
+	}
+	if n[freshRows] > 0 || replace {
+		if isDirect {
+			err = d.conn.Raw(func(dc any) error { return t.appendFresh(ctx, dc.(driver.Conn), b, cols, replace) })
 		} else if err = t.settle(b.Table); err == nil {
 			err = run(d.insertSQL(tbl, b.Columns, t.syncedSQL), freshRows)
 		}
@@ -639,7 +658,7 @@ func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.B
 			return fmt.Errorf("insert into table %q: %w", b.Table, err)
 		}
 	}
-	if n[staleRows] > 0 {
+	if n[staleRows] > 0 && !replace {
 		t.updated[b.Table] = true
 		if err := run(d.mergeSQL(tbl, b.Columns, b.Key, t.syncedSQL), staleRows); err != nil {
 			return fmt.Errorf("upsert into table %q: %w", b.Table, err)
@@ -896,7 +915,7 @@ func direct(t *destination.Table, b *destination.Batch) ([]int, bool) {
 // writes out to the database file as it goes. An appender per batch of
 // fewer rows than a row group leaves every row of the transaction in
 // memory, and a large load fails at any memory_limit.
-func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Batch, cols []int) error {
+func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Batch, cols []int, stale bool) error {
 	names := make([]string, 0, len(cols)+2)
 	for _, c := range cols {
 		names = append(names, b.Columns[c].Name)
@@ -928,7 +947,7 @@ func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Bat
 	args := make([]driver.Value, len(names))
 	args[len(cols)] = t.synced
 	for r := 0; r < b.Rows; r++ {
-		if !freshRows.takes(b, r) {
+		if !freshRows.takes(b, r) && !(stale && staleRows.takes(b, r)) {
 			continue
 		}
 		for i, c := range cols {
@@ -985,11 +1004,36 @@ func (o *openAppender) append(args []driver.Value) error {
 	if o.pending++; o.pending < rowGroupRows {
 		return nil
 	}
+	return o.flush()
+}
+
+// flush hands the appender's rows to the table, where queries see them.
+// Between whole row groups it costs memory until the commit (see
+// appendFresh), so it happens there, or when a key must be looked up.
+func (o *openAppender) flush() error {
 	o.pending = 0
 	clear(o.intKeys)
 	clear(o.textKeys)
 	clear(o.hashKeys)
 	return o.ap.Flush()
+}
+
+// holdsAny reports whether the appender holds unflushed any key of the
+// batch's rows of kind k.
+func (o *openAppender) holdsAny(b *destination.Batch, k rowKind) bool {
+	key := make([]any, len(b.Key))
+	for r := 0; r < b.Rows; r++ {
+		if !k.takes(b, r) {
+			continue
+		}
+		for i, c := range b.Key {
+			key[i] = b.Values[c][r]
+		}
+		if o.holds(key) {
+			return true
+		}
+	}
+	return false
 }
 
 // holds reports whether a key is among the unflushed rows.
@@ -1191,6 +1235,11 @@ func keyJoin(t *destination.Table, columns []destination.Column, key []int) stri
 		on = append(on, "t."+n+" = "+castStaged("s."+n, columns[k], target))
 	}
 	return strings.Join(on, " AND ")
+}
+
+// deleteSQL deletes the rows whose keys the batch rows have.
+func (d *DB) deleteSQL(t *destination.Table, columns []destination.Column, key []int) string {
+	return `DELETE FROM ` + d.qualified(t.Name) + ` AS t USING s WHERE ` + keyJoin(t, columns, key)
 }
 
 // mergeSQL writes full rows whose keys may already be in the table: a
