@@ -558,7 +558,7 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 	if !exists {
 		r = b.Rows
 		t.index[string(key)] = r
-		if t.keys != nil {
+		if t.keys != nil && t.mono != monoOn {
 			t.hashes = append(t.hashes, maphash.Bytes(keySeed, key))
 		}
 		b.Rows++
@@ -743,7 +743,20 @@ var keySeed = maphash.MakeSeed()
 // markFresh marks the batch's full rows whose keys the table cannot hold
 // yet, and records every full row's key as written.
 func (t *table) markFresh(b *destination.Batch) {
-	if t.keys == nil || len(t.hashes) != b.Rows {
+	if t.keys == nil {
+		return
+	}
+	if t.mono == monoUndecided {
+		t.mono = monoOff
+		if ascending(b) {
+			t.mono = monoOn
+		}
+	}
+	if t.mono == monoOn {
+		t.markAscending(b)
+		return
+	}
+	if len(t.hashes) != b.Rows {
 		return
 	}
 	b.Fresh = slices.Grow(b.Fresh[:0], b.Rows)[:b.Rows]
@@ -761,6 +774,80 @@ func (t *table) markFresh(b *destination.Batch) {
 		}
 		b.Fresh[r] = fresh
 	}
+}
+
+// Whether a table's keys are tracked by their maximum rather than by the
+// key filter, decided on its first batch.
+const (
+	monoUndecided = iota
+	monoOn
+	monoOff
+)
+
+// ascending reports whether a batch's full rows have one integer key that
+// rises from row to row (99 % of steps at least): a load in key order,
+// which needs no filter, only the largest key written.
+func ascending(b *destination.Batch) bool {
+	if len(b.Key) != 1 {
+		return false
+	}
+	var prev int64
+	steps, up := 0, 0
+	for r := 0; r < b.Rows; r++ {
+		if b.Set[r] != nil {
+			continue
+		}
+		k, ok := intKey(b.Values[b.Key[0]][r])
+		if !ok {
+			return false
+		}
+		if steps > 0 && k > prev {
+			up++
+		}
+		prev = k
+		steps++
+	}
+	return steps > 1 && up*100 >= (steps-1)*99
+}
+
+// markAscending marks fresh the full rows whose key is above every key
+// written to the table: none of those can be in it. Other full rows are
+// left for the destination to look up. Should the order break down (more
+// than 1 % of rows below the maximum), the table stops being tracked.
+func (t *table) markAscending(b *destination.Batch) {
+	b.Fresh = slices.Grow(b.Fresh[:0], b.Rows)[:b.Rows]
+	clear(b.Fresh)
+	for r := 0; r < b.Rows; r++ {
+		if b.Set[r] != nil {
+			continue
+		}
+		k, ok := intKey(b.Values[b.Key[0]][r])
+		if !ok {
+			t.keys, t.mono = nil, monoOff // rows marked so far are new all the same
+			return
+		}
+		t.monoRows++
+		if t.monoRows == 1 || k > t.monoMax {
+			b.Fresh[r], t.monoMax = true, k
+		} else {
+			t.monoLate++
+		}
+	}
+	if t.monoLate > 1000 && t.monoLate*100 > t.monoRows {
+		t.keys, t.mono = nil, monoOff
+	}
+}
+
+func intKey(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case int32:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	}
+	return 0, false
 }
 
 func (e *Engine) stageAll() error {
@@ -828,13 +915,17 @@ type table struct {
 	// keys holds the keys written to the table, when it was empty at the
 	// start of the sync: nil once unknown. hashes are the batch rows' keys
 	// for it.
-	keys    *keyFilter
-	hashes  []uint64
-	scratch []any // per-row buffers, reused
-	raw     []any
-	present []uint64
-	unknown []string
-	counts  Counts
+	keys   *keyFilter
+	hashes []uint64
+	// mono: the keys are tracked by their maximum (see markAscending).
+	mono               int
+	monoMax            int64
+	monoRows, monoLate int64
+	scratch            []any // per-row buffers, reused
+	raw                []any
+	present            []uint64
+	unknown            []string
+	counts             Counts
 }
 
 type column struct {
