@@ -28,7 +28,7 @@ var (
 	flagRows      = flag.Int64("bench-rows", 200_000, "rows each benchmark iteration (and each report run) loads")
 	flagBatch     = flag.Int("bench-batch", 0, "engine.Options.BatchRows (0: the engine's default)")
 	flagCkpt      = flag.Int64("bench-checkpoint", 0, "call ops.Checkpoint every so many rows (0: one commit at Finish)")
-	flagMemory    = flag.String("bench-memory", "", "DuckDB memory_limit for every scenario (empty: the destination's default, 96MB)")
+	flagMemory    = flag.String("bench-memory", "", "DuckDB memory_limit for every scenario (empty: the sync default, 48MB; raw baselines DuckDB's own)")
 	flagThreads   = flag.String("bench-threads", "", "DuckDB threads for every scenario (empty: DuckDB's default, the core count)")
 	flagReps      = flag.Int("bench-reps", 3, "TestBenchReport: runs of each scenario; the median is reported")
 	flagRawMemory = flag.String("bench-raw-memory", "", "DuckDB memory_limit for the raw baselines only (empty: as -bench-memory)")

@@ -41,13 +41,12 @@ func init() {
 	})
 }
 
-// Settings bound DuckDB's resources. Empty fields take the defaults, chosen
+// Settings bound DuckDB's resources. Empty fields take DuckDB's defaults
+// in OpenDB, and for a sync (Open) syncMemoryLimit and syncThreads, chosen
 // so that a sync's memory stays flat whatever the data size.
 type Settings struct {
-	MemoryLimit string // default "96MB"
-	// Threads defaults to DuckDB's (the core count), except for a sync
-	// (Open): 1, since the engine's own goroutine needs the other core.
-	Threads string
+	MemoryLimit string
+	Threads     string
 }
 
 // DB is one connector schema in a DuckDB file.
@@ -65,10 +64,14 @@ type DB struct {
 // carry no PRIMARY KEY constraint (see tx.apply).
 const tablesTable = "_sluice_tables"
 
-// defaultMemoryLimit bounds DuckDB's buffer pool, so that a sync's memory
-// stays flat whatever the data size (see BENCHMARKS.md for what it measures
-// and where it does not hold). The process uses 100-150 MB beyond it.
-const defaultMemoryLimit = "96MB"
+// syncMemoryLimit bounds DuckDB's buffer pool during a sync, so that the
+// sync's memory stays flat whatever the data size. The process needs about
+// 150-200 MB beyond it (the program itself, the engine's batches, DuckDB's
+// own memory outside the pool): measured peaks are 190-255 MB for 1M rows
+// and 239-243 MB for 20M keyed rows at 48MB, against 286 MB at 96MB and
+// with no loss of speed (BENCHMARKS.md). Other uses of the warehouse (sql,
+// tables) take DuckDB's default.
+const syncMemoryLimit = "48MB"
 
 // syncThreads is DuckDB's thread count for a sync. Measured on two cores,
 // one thread loads faster (409k against 311k rows/s, 1M keyed rows) and
@@ -88,16 +91,15 @@ func (e *LockedError) Error() string {
 // OpenDB opens a DuckDB file (created if missing) with bounded memory, and
 // turns a lock conflict into a LockedError.
 func OpenDB(ctx context.Context, path string, s Settings) (*sql.DB, error) {
-	if s.MemoryLimit == "" {
-		s.MemoryLimit = defaultMemoryLimit
-	}
 	if path != "" && path != ":memory:" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("create the warehouse folder: %w", err)
 		}
 	}
 	q := url.Values{}
-	q.Set("memory_limit", s.MemoryLimit)
+	if s.MemoryLimit != "" {
+		q.Set("memory_limit", s.MemoryLimit)
+	}
 	if s.Threads != "" {
 		q.Set("threads", s.Threads)
 	}
@@ -134,6 +136,9 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 	if s.Threads == "" {
 		s.Threads = syncThreads
 	}
+	if s.MemoryLimit == "" {
+		s.MemoryLimit = syncMemoryLimit
+	}
 	db, err := OpenDB(ctx, path, s)
 	if err != nil {
 		return nil, err
@@ -144,9 +149,6 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 		return nil, fmt.Errorf("open the warehouse %s: %w", path, err)
 	}
 	d := &DB{path: path, schema: schema, db: db, conn: conn, memoryLimit: s.MemoryLimit}
-	if d.memoryLimit == "" {
-		d.memoryLimit = defaultMemoryLimit
-	}
 	s1 := quote(schema)
 	for _, q := range []string{
 		// Casts between TIMESTAMPTZ and text, as when a UTC_DATETIME

@@ -7,13 +7,13 @@ import (
 )
 
 func TestExplainOutOfMemory(t *testing.T) {
-	d := &DB{path: "files/warehouse.db", memoryLimit: "96MB"}
+	d := &DB{path: "files/warehouse.db", memoryLimit: "48MB"}
 	oom := errors.New("merge into table \"items\": upsert: Out of Memory Error: could not allocate block of size 256.0 KiB")
 	err := d.explain(oom)
 	if !errors.Is(err, oom) {
 		t.Errorf("the DuckDB error is not wrapped: %v", err)
 	}
-	for _, want := range []string{"memory_limit (96MB)", "checkpoint more often", "duckdb:files/warehouse.db?memory_limit=2GB"} {
+	for _, want := range []string{"memory_limit (48MB)", "checkpoint more often", "duckdb:files/warehouse.db?memory_limit=2GB"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not say %q", err, want)
 		}

@@ -37,7 +37,7 @@ func main() {
 		dbPath   = flag.String("db", "", "DuckDB file (default: a new file in a temporary folder, removed afterwards)")
 		batch    = flag.Int("batch-rows", 0, "engine.Options.BatchRows (0: the engine's default, 16384)")
 		ckpt     = flag.Int64("checkpoint-every", 0, "call ops.Checkpoint every so many rows (0: one commit, at Finish)")
-		memLimit = flag.String("memory-limit", "", "DuckDB memory_limit (empty: the destination's default, 96MB)")
+		memLimit = flag.String("memory-limit", "", "DuckDB memory_limit (empty: the sync default, 48MB; raw baselines DuckDB's own)")
 		threads  = flag.String("threads", "", "DuckDB threads (empty: DuckDB's default, the core count)")
 	)
 	flag.Parse()
