@@ -935,7 +935,7 @@ func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Bat
 		if err != nil {
 			return err
 		}
-		open = &openAppender{ap: ap, columns: names, intKeys: map[int64]struct{}{}, textKeys: map[string]struct{}{}, hashKeys: map[uint64]struct{}{}}
+		open = &openAppender{ap: ap, columns: names, intKeys: map[int64]struct{}{}, hashKeys: map[uint64]struct{}{}}
 		for _, k := range b.Key {
 			if i := slices.Index(cols, k); i >= 0 {
 				open.key = append(open.key, i)
@@ -972,13 +972,12 @@ type openAppender struct {
 	key     []int // indexes in the appended row of the key columns
 	pending int
 	scratch []any
-	// hashKeys holds composite keys by a 64-bit hash, with no string per
+	// hashKeys holds other keys by a 64-bit hash, with no string kept per
 	// row: a collision only makes a new key look held, and its row is then
-	// merged rather than inserted, which is correct.
+	// looked up or replaced rather than inserted, which is correct.
 	hashKeys map[uint64]struct{}
 	hash     maphash.Hash
 	intKeys  map[int64]struct{}
-	textKeys map[string]struct{}
 }
 
 // rowGroupRows is DuckDB's row group size.
@@ -988,25 +987,31 @@ func (o *openAppender) append(args []driver.Value) error {
 	if err := o.ap.AppendRow(args...); err != nil {
 		return err
 	}
-	if len(o.key) == 1 {
-		if v, ok := asInt(args[o.key[0]]); ok {
-			o.intKeys[v] = struct{}{}
-		} else if v, ok := args[o.key[0]].(string); ok {
-			o.textKeys[v] = struct{}{}
-		}
-	} else if len(o.key) > 1 {
-		o.scratch = o.scratch[:0]
-		for _, i := range o.key {
-			o.scratch = append(o.scratch, args[i])
-		}
-		if h, ok := keyHash(&o.hash, o.scratch); ok {
-			o.hashKeys[h] = struct{}{}
-		}
-	}
+	o.remember(args)
 	if o.pending++; o.pending < rowGroupRows {
 		return nil
 	}
 	return o.flush()
+}
+
+// remember records the key of a row appended and not flushed yet.
+func (o *openAppender) remember(args []driver.Value) {
+	if len(o.key) == 0 {
+		return
+	}
+	if len(o.key) == 1 {
+		if v, ok := asInt(args[o.key[0]]); ok {
+			o.intKeys[v] = struct{}{}
+			return
+		}
+	}
+	o.scratch = o.scratch[:0]
+	for _, i := range o.key {
+		o.scratch = append(o.scratch, args[i])
+	}
+	if h, ok := keyHash(&o.hash, o.scratch); ok {
+		o.hashKeys[h] = struct{}{}
+	}
 }
 
 // flush hands the appender's rows to the table, where queries see them.
@@ -1015,7 +1020,6 @@ func (o *openAppender) append(args []driver.Value) error {
 func (o *openAppender) flush() error {
 	o.pending = 0
 	clear(o.intKeys)
-	clear(o.textKeys)
 	clear(o.hashKeys)
 	return o.ap.Flush()
 }
@@ -1045,13 +1049,6 @@ func (o *openAppender) holds(key []any) bool {
 			_, held := o.intKeys[v]
 			return held
 		}
-	}
-	if len(key) == 1 {
-		if v, ok := key[0].(string); ok {
-			_, held := o.textKeys[v]
-			return held
-		}
-		return false
 	}
 	h, ok := keyHash(&o.hash, key)
 	if !ok {
