@@ -1189,7 +1189,7 @@ func (d *DB) explain(err error) error {
 	if !strings.Contains(err.Error(), "Out of Memory Error") {
 		return err
 	}
-	return fmt.Errorf("%w\nDuckDB ran out of its memory_limit (%s): raise it with --destination 'duckdb:%s?memory_limit=2GB', or checkpoint more often",
+	return fmt.Errorf("%w\nDuckDB ran out of its memory_limit (%s): checkpoint more often (DuckDB holds the rows an Update changes in memory until the checkpoint commits: about 800,000 per checkpoint at 48MB), or raise the limit with --destination 'duckdb:%s?memory_limit=512MB'",
 		err, d.memoryLimit, d.path)
 }
 

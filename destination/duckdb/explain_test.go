@@ -13,7 +13,7 @@ func TestExplainOutOfMemory(t *testing.T) {
 	if !errors.Is(err, oom) {
 		t.Errorf("the DuckDB error is not wrapped: %v", err)
 	}
-	for _, want := range []string{"memory_limit (48MB)", "checkpoint more often", "duckdb:files/warehouse.db?memory_limit=2GB"} {
+	for _, want := range []string{"memory_limit (48MB)", "checkpoint more often", "duckdb:files/warehouse.db?memory_limit=512MB"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not say %q", err, want)
 		}
