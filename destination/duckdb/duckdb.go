@@ -2,12 +2,13 @@
 // runs: duckdb:files/warehouse.db (relative) or duckdb:///abs/warehouse.db.
 //
 // Each checkpoint is one DuckDB transaction, open while the engine writes
-// its batches. A batch goes into its table through DuckDB's query appender,
-// at most three statements per batch and never one per row: a plain INSERT
-// for rows the engine knows are new, a MERGE INTO for full rows that may
-// replace a row, and an UPDATE ... FROM for partial rows. Tables carry no
-// PRIMARY KEY constraint (its index would have to fit in memory until the
-// commit); the key is kept in _sluice_tables and merges join on it.
+// its batches, and never a statement per row. Full rows go through one
+// appender per table kept open across batches; a full row whose key may be
+// in the table first has the old row deleted (DELETE ... USING over the
+// query appender), and the engine's "maybe" rows are looked up together
+// (deferMaybes). Partial rows are one UPDATE ... FROM per batch. Tables carry
+// no PRIMARY KEY constraint (its index would have to fit in memory until the
+// commit); the key is kept in _sluice_tables and statements join on it.
 package duckdb
 
 import (
@@ -567,9 +568,9 @@ func (k rowKind) takes(b *destination.Batch, r int) bool {
 	return true
 }
 
-// Write implements destination.Tx. Each kind of row goes through one
-// query appender: DuckDB runs the statement over the appended rows, inside
-// the transaction, with no staging table and no statement per row.
+// Write implements destination.Tx: deferred rows first where the batch
+// needs them applied, then the batch's own "maybe" rows set aside, then the
+// rest written (write).
 func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 	defer t.fail(&err)
 	tbl, err := t.d.target(b.Table)
