@@ -797,7 +797,7 @@ func ascending(b *destination.Batch) bool {
 		if b.Set[r] != nil {
 			continue
 		}
-		k, ok := intKey(b.Values[b.Key[0]][r])
+		k, ok := asInt64(b.Values[b.Key[0]][r])
 		if !ok {
 			return false
 		}
@@ -821,7 +821,7 @@ func (t *table) markAscending(b *destination.Batch) {
 		if b.Set[r] != nil {
 			continue
 		}
-		k, ok := intKey(b.Values[b.Key[0]][r])
+		k, ok := asInt64(b.Values[b.Key[0]][r])
 		if !ok {
 			t.keys, t.mono = nil, monoOff // rows marked so far are new all the same
 			return
@@ -836,18 +836,6 @@ func (t *table) markAscending(b *destination.Batch) {
 	if t.monoLate > 1000 && t.monoLate*100 > t.monoRows {
 		t.keys, t.mono = nil, monoOff
 	}
-}
-
-func intKey(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int32:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	}
-	return 0, false
 }
 
 func (e *Engine) stageAll() error {

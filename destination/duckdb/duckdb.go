@@ -550,10 +550,9 @@ func sameSQL(a, b destination.Column) bool { return SQLType(a) == SQLType(b) }
 type rowKind uint8
 
 const (
-	allRows     rowKind = iota
-	freshRows           // full rows whose key cannot be in the table
-	staleRows           // full rows whose key may be in the table
-	partialRows         // rows that change some columns of an existing row
+	freshRows   rowKind = iota // full rows whose key cannot be in the table
+	staleRows                  // full rows whose key may be in the table
+	partialRows                // rows that change some columns of an existing row
 )
 
 func (k rowKind) takes(b *destination.Batch, r int) bool {
@@ -565,7 +564,7 @@ func (k rowKind) takes(b *destination.Batch, r int) bool {
 	case partialRows:
 		return b.Set[r] != nil
 	}
-	return true
+	return false
 }
 
 // Write implements destination.Tx: deferred rows first where the batch
@@ -592,7 +591,7 @@ func (t *tx) Write(ctx context.Context, b *destination.Batch) (err error) {
 // write applies a batch: each kind of row in one statement.
 func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.Batch) (err error) {
 	d := t.d
-	var n [4]int
+	var n [3]int
 	for r := 0; r < b.Rows; r++ {
 		for _, k := range []rowKind{freshRows, staleRows, partialRows} {
 			if k.takes(b, r) {
