@@ -291,36 +291,43 @@ func SluiceLoad(ctx context.Context, path string, rows int64, m Mode, cfg Config
 
 // sluiceRun upserts rows [from, from+n) of version through the engine.
 func sluiceRun(ctx context.Context, path string, from, n int64, m Mode, version int, cfg Config) (time.Duration, error) {
+	return syncTimed(ctx, path, cfg, Declared(m), func(eng *engine.Engine) error {
+		vals := make([]any, NCols)
+		for i := from; i < from+n; i++ {
+			Gen(i, version, vals)
+			if err := eng.Upsert(Table, RowMap(vals)); err != nil {
+				return fmt.Errorf("after %d rows: %w", i-from, err)
+			}
+			if cfg.CheckpointEvery > 0 && (i-from+1)%cfg.CheckpointEvery == 0 {
+				if err := eng.Checkpoint(map[string]any{"cursor": i}); err != nil {
+					return fmt.Errorf("after %d rows: %w", i-from+1, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// syncTimed runs one sync as the runner does: the destination opened with
+// the sync's settings, the engine started with the declared tables, emit
+// as the connector, then Finish, or Abort if anything failed. It is timed
+// from opening the file to closing it.
+func syncTimed(ctx context.Context, path string, cfg Config, declared []contract.Table, emit func(*engine.Engine) error) (time.Duration, error) {
 	start := time.Now()
 	dest, err := duckdb.Open(ctx, path, Schema, cfg.Settings)
 	if err != nil {
 		return 0, err
 	}
-	err = func() error {
-		eng := engine.New(dest, engine.Options{BatchRows: cfg.BatchRows})
-		if err := eng.Start(ctx, Declared(m), nil); err != nil {
-			return err
+	eng := engine.New(dest, engine.Options{BatchRows: cfg.BatchRows})
+	err = eng.Start(ctx, declared, nil)
+	if err == nil {
+		if err = emit(eng); err == nil {
+			err = eng.Finish(ctx)
 		}
-		vals := make([]any, NCols)
-		for i := from; i < from+n; i++ {
-			Gen(i, version, vals)
-			if err := eng.Upsert(Table, RowMap(vals)); err != nil {
-				eng.Abort(ctx)
-				return fmt.Errorf("after %d rows: %w", i-from, err)
-			}
-			if cfg.CheckpointEvery > 0 && (i-from+1)%cfg.CheckpointEvery == 0 {
-				if err := eng.Checkpoint(map[string]any{"cursor": i}); err != nil {
-					eng.Abort(ctx)
-					return fmt.Errorf("after %d rows: %w", i-from+1, err)
-				}
-			}
-		}
-		if err := eng.Finish(ctx); err != nil {
+		if err != nil {
 			eng.Abort(ctx)
-			return err
 		}
-		return nil
-	}()
+	}
 	if cerr := dest.Close(); err == nil {
 		err = cerr
 	}
@@ -520,33 +527,26 @@ func (g genDataset) ReadRows(ctx context.Context, req contract.ReadRequest, emit
 // partition by partition through the dataset runtime, into the engine, a
 // checkpoint after each partition (what `go run . debug` does).
 func SluiceDataset(ctx context.Context, path string, rows int64, cfg Config) (time.Duration, error) {
-	start := time.Now()
-	dest, err := duckdb.Open(ctx, path, Schema, cfg.Settings)
+	conn := cli.DatasetConnector(genDataset{rows: rows}, "", false)
+	tables, err := conn.Schema(ctx, contract.Config{})
 	if err != nil {
 		return 0, err
 	}
-	err = func() error {
-		conn := cli.DatasetConnector(genDataset{rows: rows}, "", false)
-		tables, err := conn.Schema(ctx, contract.Config{})
-		if err != nil {
-			return err
-		}
-		eng := engine.New(dest, engine.Options{BatchRows: cfg.BatchRows})
-		if err := eng.Start(ctx, tables, nil); err != nil {
-			return err
-		}
-		if err := conn.Update(ctx, contract.Config{}, contract.State{}, eng); err != nil {
-			eng.Abort(ctx)
-			return err
-		}
-		if err := eng.Finish(ctx); err != nil {
-			eng.Abort(ctx)
-			return err
+	return syncTimed(ctx, path, cfg, tables, func(eng *engine.Engine) error {
+		return conn.Update(ctx, contract.Config{}, contract.State{}, eng)
+	})
+}
+
+// SluiceUpdate changes one column of rows [0, rows) of a populated table
+// with Update operations, in one transaction: the path whose memory DuckDB
+// holds until the commit (README, "Memory").
+func SluiceUpdate(ctx context.Context, path string, rows int64, cfg Config) (time.Duration, error) {
+	return syncTimed(ctx, path, cfg, Declared(Keyed), func(eng *engine.Engine) error {
+		for i := int64(0); i < rows; i++ {
+			if err := eng.Update(Table, map[string]any{"id": i, "name": "updated"}); err != nil {
+				return fmt.Errorf("after %d updates: %w", i, err)
+			}
 		}
 		return nil
-	}()
-	if cerr := dest.Close(); err == nil {
-		err = cerr
-	}
-	return time.Since(start), err
+	})
 }

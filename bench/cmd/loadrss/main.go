@@ -32,7 +32,7 @@ import (
 
 func main() {
 	var (
-		mode     = flag.String("mode", "sluice-keyed", "sluice-keyed | sluice-hash | sluice-upsert | raw-keyed | raw-hash | raw-merge | populate")
+		mode     = flag.String("mode", "sluice-keyed", "sluice-keyed | sluice-hash | sluice-upsert | sluice-update | raw-keyed | raw-hash | raw-merge | populate")
 		rows     = flag.Int64("rows", 1_000_000, "rows to load (upsert modes: the populated row count; rows/2 are updated and rows/2 added)")
 		dbPath   = flag.String("db", "", "DuckDB file (default: a new file in a temporary folder, removed afterwards)")
 		batch    = flag.Int("batch-rows", 0, "engine.Options.BatchRows (0: the engine's default, 16384)")
@@ -91,6 +91,8 @@ func main() {
 		d, err = bench.SluiceLoad(ctx, path, n, bench.HashKeyed, cfg)
 	case "sluice-upsert":
 		d, err = bench.SluiceUpsert(ctx, path, n, cfg)
+	case "sluice-update": // -rows updates into a populated -db
+		d, err = bench.SluiceUpdate(ctx, path, n, cfg)
 	case "raw-keyed":
 		d, err = bench.RawLoad(ctx, path, n, bench.Keyed, cfg)
 	case "raw-hash":
