@@ -223,18 +223,28 @@ func (w *warehouse) tables() []string {
 	return out
 }
 
-func (w *warehouse) state() string {
+// withDest opens the warehouse's destination for fn, outside any sync.
+func (w *warehouse) withDest(fn func(ctx context.Context, dest *duckdb.DB)) {
 	w.t.Helper()
 	w.closeQueries()
-	dest, err := duckdb.Open(context.Background(), w.path, testSchema, duckdb.Settings{})
+	ctx := context.Background()
+	dest, err := duckdb.Open(ctx, w.path, testSchema, duckdb.Settings{})
 	if err != nil {
 		w.t.Fatalf("open: %v", err)
 	}
 	defer dest.Close()
-	rec, err := dest.ReadState(context.Background())
-	if err != nil {
-		w.t.Fatalf("read state: %v", err)
-	}
+	fn(ctx, dest)
+}
+
+func (w *warehouse) state() string {
+	w.t.Helper()
+	var rec *destination.StateRecord
+	w.withDest(func(ctx context.Context, dest *duckdb.DB) {
+		var err error
+		if rec, err = dest.ReadState(ctx); err != nil {
+			w.t.Fatalf("read state: %v", err)
+		}
+	})
 	if rec == nil {
 		return "<none>"
 	}
@@ -243,16 +253,13 @@ func (w *warehouse) state() string {
 
 func (w *warehouse) describe() []destination.Table {
 	w.t.Helper()
-	w.closeQueries()
-	dest, err := duckdb.Open(context.Background(), w.path, testSchema, duckdb.Settings{})
-	if err != nil {
-		w.t.Fatalf("open: %v", err)
-	}
-	defer dest.Close()
-	ts, err := dest.Describe(context.Background())
-	if err != nil {
-		w.t.Fatalf("describe: %v", err)
-	}
+	var ts []destination.Table
+	w.withDest(func(ctx context.Context, dest *duckdb.DB) {
+		var err error
+		if ts, err = dest.Describe(ctx); err != nil {
+			w.t.Fatalf("describe: %v", err)
+		}
+	})
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 	return ts
 }
