@@ -5,44 +5,23 @@ package main
 // runs it.
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/sluicedata/sluice/destination/duckdb"
+	"github.com/sluicedata/sluice/examples/internal/progtest"
 	"github.com/sluicedata/sluice/sdk"
 )
 
 var program string // the built connector
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "dataset-csv-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	program = filepath.Join(dir, "dataset-csv")
-	if runtime.GOOS == "windows" {
-		program += ".exe"
-	}
-	code := 1
-	if out, err := exec.Command("go", "build", "-o", program, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { progtest.Main(m, "dataset-csv", &program) }
 
 func rows(rs ...sdk.Row) iter.Seq2[sdk.Row, error] {
 	return func(yield func(sdk.Row, error) bool) {
@@ -148,26 +127,11 @@ func TestFolderGoAPI(t *testing.T) {
 	}
 }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
+type result = progtest.Result
 
 func run(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(program, args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return progtest.Run(t, program, dir, args...)
 }
 
 func TestFolderCommandLine(t *testing.T) {
@@ -198,8 +162,8 @@ func TestFolderCommandLine(t *testing.T) {
 		{[]string{"read", "--limit", "2"}, "id  name  amount\n1   Ada   10.50\n2   NULL  3\n(2 rows)\n"},
 	} {
 		r := run(t, dir, tc.args...)
-		if r.code != 0 || r.stdout != tc.out {
-			t.Errorf("%q: exit %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", tc.args, r.code, r.stdout, tc.out, r.stderr)
+		if r.Code != 0 || r.Stdout != tc.out {
+			t.Errorf("%q: exit %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", tc.args, r.Code, r.Stdout, tc.out, r.Stderr)
 		}
 	}
 	files := map[string]string{
@@ -221,8 +185,8 @@ func TestFolderCommandLine(t *testing.T) {
 		{[]string{"read", "--partition", "2024-03-09"}, 1, `read: dataset "csv_folder": read rows: open data/2024-03-09.csv: no such file or directory`},
 	} {
 		r := run(t, dir, tc.args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr:\n%s\nwant %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr:\n%s\nwant %d and %q", tc.args, r.Code, r.Stderr, tc.code, tc.want)
 		}
 	}
 	wantFolder(t, data, files) // the failed writes changed nothing
@@ -233,16 +197,16 @@ func TestFolderCommandLine(t *testing.T) {
 		"write modes: OVERWRITE, APPEND\n",
 		"schema:\n  id      STRING\n  name    STRING\n  amount  STRING\n",
 	} {
-		if r.code != 0 || !strings.Contains(r.stdout, want) {
-			t.Errorf("describe lacks %q: exit %d, stdout:\n%s\nstderr:\n%s", want, r.code, r.stdout, r.stderr)
+		if r.Code != 0 || !strings.Contains(r.Stdout, want) {
+			t.Errorf("describe lacks %q: exit %d, stdout:\n%s\nstderr:\n%s", want, r.Code, r.Stdout, r.Stderr)
 		}
 	}
 
 	if err := os.WriteFile(filepath.Join(dir, "configuration.json"), []byte(`{}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := run(t, dir, "count"); r.code != 1 || !strings.Contains(r.stderr, `parameter "folder" (Folder of CSV files) is mandatory: set "folder" in the configuration`) {
-		t.Errorf("no folder: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r := run(t, dir, "count"); r.Code != 1 || !strings.Contains(r.Stderr, `parameter "folder" (Folder of CSV files) is mandatory: set "folder" in the configuration`) {
+		t.Errorf("no folder: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
 }
 
@@ -267,20 +231,20 @@ func TestFolderParquet(t *testing.T) {
 	}
 
 	r := run(t, dir, "write", "--partition", "2024-03-01", "sales.parquet")
-	if r.code != 0 || r.stdout != "wrote 3 rows to partition 2024-03-01 (OVERWRITE)\n" {
-		t.Fatalf("write parquet: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || r.Stdout != "wrote 3 rows to partition 2024-03-01 (OVERWRITE)\n" {
+		t.Fatalf("write parquet: exit %d, stdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	sales := "id,name,amount\n1,\"Ada, \"\"AL\"\"\",10.50\n2,,3.00\n3,Linus,\n"
 	wantFolder(t, data, map[string]string{"2024-03-01.csv": sales})
 
 	// Out to Parquet and back into another partition: the same rows.
 	r = run(t, dir, "read", "--partition", "2024-03-01", "-o", "out.parquet")
-	if r.code != 0 || !strings.Contains(r.stderr, "read 3 rows into out.parquet") {
-		t.Fatalf("read -o out.parquet: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "read 3 rows into out.parquet") {
+		t.Fatalf("read -o out.parquet: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
 	r = run(t, dir, "write", "out.parquet", "--partition", "2024-03-02", "--append")
-	if r.code != 0 || r.stdout != "wrote 3 rows to partition 2024-03-02 (APPEND)\n" {
-		t.Fatalf("write out.parquet: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || r.Stdout != "wrote 3 rows to partition 2024-03-02 (APPEND)\n" {
+		t.Fatalf("write out.parquet: exit %d, stdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	wantFolder(t, data, map[string]string{"2024-03-01.csv": sales, "2024-03-02.csv": sales})
 
@@ -289,8 +253,8 @@ func TestFolderParquet(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = run(t, dir, "write", "--partition", "2024-03-01", "fake.parquet")
-	if r.code != 1 || !strings.Contains(r.stderr, "write: read Parquet file fake.parquet: ") {
-		t.Errorf("write fake.parquet: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "write: read Parquet file fake.parquet: ") {
+		t.Errorf("write fake.parquet: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
 	wantFolder(t, data, map[string]string{"2024-03-01.csv": sales, "2024-03-02.csv": sales})
 }

@@ -5,43 +5,22 @@ package main
 // runs it.
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicedata/sluice/examples/internal/progtest"
 	"github.com/sluicedata/sluice/sdk"
 )
 
 var program string // the built connector
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "dataset-readings-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	program = filepath.Join(dir, "dataset-readings")
-	if runtime.GOOS == "windows" {
-		program += ".exe"
-	}
-	code := 1
-	if out, err := exec.Command("go", "build", "-o", program, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { progtest.Main(m, "dataset-readings", &program) }
 
 func collect(rows *[]sdk.Row) func(sdk.Row) error {
 	return func(r sdk.Row) error { *rows = append(*rows, r); return nil }
@@ -122,32 +101,17 @@ func TestReadingsGoAPI(t *testing.T) {
 	}
 }
 
-type result struct {
-	code           int
-	stdout, stderr string
-}
+type result = progtest.Result
 
 func run(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(program, args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return progtest.Run(t, program, dir, args...)
 }
 
 func ok(t *testing.T, r result, args string) {
 	t.Helper()
-	if r.code != 0 {
-		t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+	if r.Code != 0 {
+		t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.Code, r.Stdout, r.Stderr)
 	}
 }
 
@@ -162,17 +126,17 @@ func TestReadingsCommandLine(t *testing.T) {
 		"2024-03-01T00:00:00Z,PAR,Paris,2.5\n" +
 		"2024-03-01T01:00:00Z,PAR,Paris,3\n" +
 		"2024-03-01T02:00:00Z,PAR,Paris,3.5\n"
-	if r.stdout != want {
-		t.Errorf("read:\n%s\nwant:\n%s", r.stdout, want)
+	if r.Stdout != want {
+		t.Errorf("read:\n%s\nwant:\n%s", r.Stdout, want)
 	}
-	if r := run(t, dir, "partitions"); r.stdout != "2024-03-01|PAR\n2024-03-02|PAR\n" {
-		t.Errorf("partitions: exit %d, stdout:\n%s", r.code, r.stdout)
+	if r := run(t, dir, "partitions"); r.Stdout != "2024-03-01|PAR\n2024-03-02|PAR\n" {
+		t.Errorf("partitions: exit %d, stdout:\n%s", r.Code, r.Stdout)
 	}
-	if r := run(t, dir, "count"); r.stdout != "48\n" {
-		t.Errorf("count: exit %d, stdout %q", r.code, r.stdout)
+	if r := run(t, dir, "count"); r.Stdout != "48\n" {
+		t.Errorf("count: exit %d, stdout %q", r.Code, r.Stdout)
 	}
-	if r := run(t, dir, "count", "--partition", "2024-03-02|PAR"); r.stdout != "24\n" {
-		t.Errorf("count --partition: exit %d, stdout %q", r.code, r.stdout)
+	if r := run(t, dir, "count", "--partition", "2024-03-02|PAR"); r.Stdout != "24\n" {
+		t.Errorf("count --partition: exit %d, stdout %q", r.Code, r.Stdout)
 	}
 
 	r = run(t, dir, "read", "-o", "all.jsonl")
@@ -182,8 +146,8 @@ func TestReadingsCommandLine(t *testing.T) {
 	if err != nil || len(lines) != 48 || lines[47] != `{"station":"PAR","station_name":"Paris","temperature":7,"time":"2024-03-02T23:00:00Z"}` {
 		t.Errorf("read -o all.jsonl: %d lines, last %q, %v", len(lines), lines[len(lines)-1], err)
 	}
-	if !strings.Contains(r.stderr, "read 48 rows into all.jsonl") {
-		t.Errorf("read -o: stderr %q", r.stderr)
+	if !strings.Contains(r.Stderr, "read 48 rows into all.jsonl") {
+		t.Errorf("read -o: stderr %q", r.Stderr)
 	}
 
 	r = run(t, dir, "describe")
@@ -195,8 +159,8 @@ func TestReadingsCommandLine(t *testing.T) {
 		"resources:\n  resources/stations.csv (60 bytes)\n",
 		"  temperature   DOUBLE\n",
 	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("describe lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("describe lacks %q:\n%s", want, r.Stdout)
 		}
 	}
 
@@ -210,15 +174,15 @@ func TestReadingsCommandLine(t *testing.T) {
 		{[]string{"read", "--configuration", "nope.json"}, "configuration: open nope.json"},
 	} {
 		r := run(t, dir, tc.args...)
-		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr:\n%s\nwant %q", tc.args, r.code, r.stderr, tc.want)
+		if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr:\n%s\nwant %q", tc.args, r.Code, r.Stderr, tc.want)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "configuration.json"), []byte(`{"unit": "kelvin"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := run(t, dir, "read"); r.code != 1 || !strings.Contains(r.stderr, `parameter "unit" (Unit): "kelvin" is not one of the choices`) {
-		t.Errorf("bad configuration: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r := run(t, dir, "read"); r.Code != 1 || !strings.Contains(r.Stderr, `parameter "unit" (Unit): "kelvin" is not one of the choices`) {
+		t.Errorf("bad configuration: exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
 }
 
@@ -231,14 +195,14 @@ func TestReadingsDebug(t *testing.T) {
 	}
 	r := run(t, dir, "debug")
 	ok(t, r, "debug")
-	if !strings.Contains(r.stdout, "readings                               48") {
-		t.Errorf("debug summary:\n%s", r.stdout)
+	if !strings.Contains(r.Stdout, "readings                               48") {
+		t.Errorf("debug summary:\n%s", r.Stdout)
 	}
 	r = run(t, dir, "sql", `SELECT _partition || ' ' || count(*) || ' ' || min(station) || ' ' || strftime(min("day"), '%Y-%m-%d') FROM readings.readings GROUP BY _partition ORDER BY 1`)
 	ok(t, r, "sql")
 	for _, want := range []string{"2024-03-01|PAR 24 PAR 2024-03-01", "2024-03-02|PAR 24 PAR 2024-03-02"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("warehouse rows: missing %q in\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("warehouse rows: missing %q in\n%s", want, r.Stdout)
 		}
 	}
 	state, err := os.ReadFile(filepath.Join(dir, "files", "state.json"))
@@ -247,7 +211,7 @@ func TestReadingsDebug(t *testing.T) {
 	}
 	r = run(t, dir, "debug", "--incremental")
 	ok(t, r, "debug --incremental")
-	if !strings.Contains(r.stdout, "checkpoints: 0") {
-		t.Errorf("--incremental synced again:\n%s", r.stdout)
+	if !strings.Contains(r.Stdout, "checkpoints: 0") {
+		t.Errorf("--incremental synced again:\n%s", r.Stdout)
 	}
 }
