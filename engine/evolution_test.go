@@ -251,3 +251,46 @@ func TestDeclaredKeyWidening(t *testing.T) {
 	}
 	w.expectRows(`SELECT k, v FROM {t}`, "1|1")
 }
+
+// A column that widens to STRING holds values the warehouse cast (those
+// written before) and values the engine rendered (those written after):
+// the same number or time must read the same either way.
+func TestWidenedToStringReadsAlike(t *testing.T) {
+	values := []any{4.0, 0.1, 100.0, 1e15, 1e16, 1e20, 123456789.0, 1.5e-7, 0.0001, 1e-5, -2.5, 1.0 / 3, 5e-324, 12345678901234567890.0}
+	times := []any{time.Date(2024, 1, 2, 3, 4, 5, 500_000_000, time.UTC), time.Date(2024, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)), time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.UTC)}
+	// Rows id and 1000+id get the same value: the first before the
+	// column widens, the second after.
+	write := func(r *syncRun, base int) error {
+		for i, v := range values {
+			if err := r.e.Upsert("t", row{"id": base + i, "v": v}); err != nil {
+				return err
+			}
+		}
+		for i, v := range times {
+			if err := r.e.Upsert("t", row{"id": base + 100 + i, "ts": v}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	w := newWarehouse(t)
+	w.mustSync(engine.Options{}, nil, func(r *syncRun) error { return write(r, 0) })
+	w.mustSync(engine.Options{}, nil, func(r *syncRun) error {
+		return r.e.Upsert("t", row{"id": -1, "v": "text", "ts": "text"})
+	})
+	if typ := w.columnTypes("t"); typ["v"] != "VARCHAR" || typ["ts"] != "VARCHAR" {
+		t.Fatalf("t did not widen: %v", typ)
+	}
+	w.mustSync(engine.Options{}, nil, func(r *syncRun) error { return write(r, 1000) })
+	for _, c := range []string{"v", "ts"} {
+		rows := w.query(`SELECT a.id, a.` + c + `, b.` + c + ` FROM {t} a JOIN {t} b ON b.id = a.id + 1000 WHERE a.id >= 0 AND a.` + c + ` IS NOT NULL`)
+		if len(rows) == 0 {
+			t.Fatalf("no %s values", c)
+		}
+		for _, r := range rows {
+			if r[1] != r[2] {
+				t.Errorf("%s of row %v: cast by the warehouse %q, rendered by the engine %q", c, r[0], r[1], r[2])
+			}
+		}
+	}
+}

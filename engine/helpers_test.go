@@ -24,6 +24,9 @@ type warehouse struct {
 	t    *testing.T
 	path string
 	open *sql.DB // kept open between syncs for queries
+	// inPlace is duckdb.Settings.InPlaceValues for the syncs: how many
+	// values a transaction updates in place before it rewrites rows.
+	inPlace int
 }
 
 func newWarehouse(t *testing.T) *warehouse {
@@ -67,7 +70,7 @@ func (w *warehouse) sync(opts engine.Options, declared []contract.Table, fn func
 func (w *warehouse) syncCtx(ctx context.Context, opts engine.Options, declared []contract.Table, fn func(r *syncRun) error) error {
 	w.t.Helper()
 	w.closeQueries()
-	dest, err := duckdb.Open(ctx, w.path, testSchema, duckdb.Settings{Threads: "2"})
+	dest, err := duckdb.Open(ctx, w.path, testSchema, duckdb.Settings{Threads: "2", InPlaceValues: w.inPlace})
 	if err != nil {
 		w.t.Fatalf("open warehouse: %v", err)
 	}

@@ -176,12 +176,15 @@ func TestModelInterleavings(t *testing.T) {
 	}
 	// The key filter decides which rows are inserted without a lookup:
 	// run with the default, with one that fills up within the first
-	// syncs (two blocks, 48 keys), and with none.
-	for _, filter := range []int{0, 64, -1} {
+	// syncs (two blocks, 48 keys), and with none. The destination updates
+	// rows in place up to a number of values per transaction, then
+	// rewrites them: run with the default (in place, at this size), none
+	// and a few.
+	for _, v := range []struct{ filter, inPlace int }{{0, 0}, {0, -1}, {64, 10}, {-1, 0}} {
 		for seed := range seeds {
-			t.Run(fmt.Sprintf("filter%d/seed%d", filter, seed), func(t *testing.T) {
+			t.Run(fmt.Sprintf("filter%d/inplace%d/seed%d", v.filter, v.inPlace, seed), func(t *testing.T) {
 				t.Parallel()
-				runModel(t, uint64(seed), filter)
+				runModel(t, uint64(seed), v.filter, v.inPlace)
 			})
 		}
 	}
@@ -189,10 +192,11 @@ func TestModelInterleavings(t *testing.T) {
 
 var errStop = errors.New("connector stops")
 
-func runModel(t *testing.T, seed uint64, filterBytes int) {
+func runModel(t *testing.T, seed uint64, filterBytes, inPlace int) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	g := &gen{rng: rng}
 	w := newWarehouse(t)
+	w.inPlace = inPlace
 	model := newModel()
 	committed := make([]*modelTable, len(model))
 	for i, m := range model {

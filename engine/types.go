@@ -403,7 +403,10 @@ func textOf(v any) string {
 }
 
 // toText renders any supported value as text, for STRING columns, including
-// columns that widened to STRING from another type.
+// columns that widened to STRING from another type. Numbers and times are
+// rendered as a SQL cast to text renders them, so that the values a column
+// held before it widened (cast by the warehouse) and those written after
+// read alike: 4.0 is "4.0" in both.
 func toText(v any) (string, error) {
 	switch x := v.(type) {
 	case string:
@@ -411,9 +414,9 @@ func toText(v any) (string, error) {
 	case bool:
 		return strconv.FormatBool(x), nil
 	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), nil
+		return floatText(x, 64), nil
 	case float32:
-		return strconv.FormatFloat(float64(x), 'g', -1, 32), nil
+		return floatText(float64(x), 32), nil
 	case json.Number:
 		return string(x), nil
 	case contract.DecimalText:
@@ -421,7 +424,8 @@ func toText(v any) (string, error) {
 	case []byte:
 		return string(x), nil
 	case time.Time:
-		return x.Format(time.RFC3339Nano), nil
+		// A time.Time is a UTC_DATETIME (TIMESTAMPTZ), rendered in UTC.
+		return x.UTC().Format("2006-01-02 15:04:05.999999") + "+00", nil
 	case json.RawMessage:
 		return string(x), nil
 	}
@@ -439,6 +443,32 @@ func toText(v any) (string, error) {
 		return string(b), nil
 	}
 	return "", fmt.Errorf("a %T cannot be stored as STRING", v)
+}
+
+// floatText renders a float as DuckDB (and PostgreSQL, and Python's repr)
+// casts one to text: the shortest digits that read back as the same
+// number, fixed notation with at least one decimal for exponents from -4
+// to 15, scientific notation beyond.
+func floatText(f float64, bitSize int) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, bitSize)
+	i := strings.LastIndexByte(e, 'e')
+	exp, _ := strconv.Atoi(e[i+1:])
+	if exp < -4 || exp >= 16 {
+		return e
+	}
+	s := strconv.FormatFloat(f, 'f', -1, bitSize)
+	if !strings.ContainsRune(s, '.') {
+		s += ".0"
+	}
+	return s
 }
 
 func asInt64(v any) (int64, bool) {

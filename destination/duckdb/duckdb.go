@@ -15,9 +15,11 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math/bits"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,7 +50,17 @@ func init() {
 type Settings struct {
 	MemoryLimit string
 	Threads     string
+	// InPlaceValues is how many values one transaction changes in place
+	// (UPDATE) before it rewrites the rows that partial rows change instead
+	// (see tx.rewrite): 0 means defaultInPlaceValues, -1 none.
+	InPlaceValues int
 }
+
+// defaultInPlaceValues bounds what a transaction's UPDATEs hold in memory
+// until the commit: about 56 bytes a value, so 7 MB. Below it, an UPDATE is
+// about twice as fast as a rewrite; above it, the rewrite keeps a
+// checkpoint of millions of updates within memory_limit (BENCHMARKS.md).
+const defaultInPlaceValues = 131_072
 
 // DB is one connector schema in a DuckDB file.
 type DB struct {
@@ -58,7 +70,8 @@ type DB struct {
 	conn   *sql.Conn // the sync's transaction and its appenders share it
 	tables map[string]*destination.Table
 
-	memoryLimit string
+	memoryLimit   string
+	inPlaceValues int
 }
 
 // tablesTable records each table's key columns, comma-separated: tables
@@ -149,7 +162,10 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open the warehouse %s: %w", path, err)
 	}
-	d := &DB{path: path, schema: schema, db: db, conn: conn, memoryLimit: s.MemoryLimit}
+	if s.InPlaceValues == 0 {
+		s.InPlaceValues = defaultInPlaceValues
+	}
+	d := &DB{path: path, schema: schema, db: db, conn: conn, memoryLimit: s.MemoryLimit, inPlaceValues: max(s.InPlaceValues, 0)}
 	s1 := quote(schema)
 	for _, q := range []string{
 		// Casts between TIMESTAMPTZ and text, as when a UTC_DATETIME
@@ -388,6 +404,7 @@ type tx struct {
 	updated   map[string]bool
 	appenders map[string]*openAppender // by table; see appendFresh
 	deferred  map[string]*deferred     // by table; see deferMaybes
+	inPlace   int                      // values changed by UPDATE so far
 	failed    bool
 }
 
@@ -603,9 +620,9 @@ func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.B
 	// deleted and the new one appended with the fresh ones. An UPDATE of
 	// every column would keep each changed value in DuckDB's memory until
 	// the commit; a delete keeps a row id.
-	cols, isDirect := direct(tbl, b)
+	isDirect := direct(tbl, b)
 	replace := isDirect && n[staleRows] > 0
-	if b.Truncate || n[partialRows] > 0 || n[staleRows] > 0 && !replace {
+	if b.Truncate || n[staleRows] > 0 && !replace {
 		if err := t.settle(b.Table); err != nil {
 			return err
 		}
@@ -652,7 +669,7 @@ func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.B
 	}
 	if n[freshRows] > 0 || replace {
 		if isDirect {
-			err = d.conn.Raw(func(dc any) error { return t.appendFresh(ctx, dc.(driver.Conn), b, cols, replace) })
+			err = d.conn.Raw(func(dc any) error { return t.appendFresh(dc.(driver.Conn), tbl, b, replace) })
 		} else if err = t.settle(b.Table); err == nil {
 			err = run(d.insertSQL(tbl, b.Columns, t.syncedSQL), freshRows)
 		}
@@ -668,11 +685,123 @@ func (t *tx) write(ctx context.Context, tbl *destination.Table, b *destination.B
 	}
 	if n[partialRows] > 0 {
 		t.updated[b.Table] = true
-		if err := run(d.updateSQL(tbl, b.Columns, b.Key, t.syncedSQL), partialRows); err != nil {
+		values := 0
+		for r := 0; r < b.Rows; r++ {
+			if b.Set[r] == nil {
+				continue
+			}
+			values += 2 // _sluice_synced and _sluice_deleted
+			for _, w := range b.Set[r] {
+				values += bits.OnesCount64(w)
+			}
+		}
+		if t.inPlace+values <= t.d.inPlaceValues {
+			t.inPlace += values
+			if err := t.settle(b.Table); err != nil {
+				return err
+			}
+			err = run(d.updateSQL(tbl, b.Columns, b.Key, t.syncedSQL), partialRows)
+		} else {
+			err = t.rewrite(ctx, tbl, b, run)
+		}
+		if err != nil {
 			return fmt.Errorf("update table %q: %w", b.Table, err)
 		}
 	}
 	return nil
+}
+
+// mergedTable holds, for a moment, the rows that partial rows rewrite.
+const mergedTable = "_sluice_merged"
+
+// rewrite applies a batch's partial rows (updates and deletes) by replacing
+// the rows they change: the merged rows are built in a temporary table,
+// read back, the old rows deleted and the merged ones appended through the
+// table's open appender. An UPDATE would keep every value it changes in
+// DuckDB's memory until the commit, so that a checkpoint of a few million
+// updates would fail at the sync's memory_limit; a delete keeps a row id,
+// and appended rows fill row groups that go to the database file.
+func (t *tx) rewrite(ctx context.Context, tbl *destination.Table, b *destination.Batch, run func(string, rowKind) error) error {
+	d := t.d
+	if open := t.appenders[b.Table]; open != nil && open.holdsAny(b, partialRows) {
+		if err := open.flush(); err != nil {
+			return err
+		}
+	}
+	merged := "temp.main." + quote(mergedTable)
+	if _, err := t.tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+quote(mergedTable)+` AS SELECT * FROM `+d.qualified(tbl.Name)+` LIMIT 0`); err != nil {
+		return err
+	}
+	// The table's columns in sluice's order, which an ALTER may not have
+	// kept in the table itself. JSON comes back as text: the driver would
+	// decode it into Go maps, which do not keep the text as it was.
+	cols := make([]string, 0, len(tbl.Columns)+2)
+	sel := make([]string, 0, len(tbl.Columns)+2)
+	var jsonCols []int
+	for i, c := range tbl.Columns {
+		cols = append(cols, quote(c.Name))
+		if c.Type == contract.JSON {
+			jsonCols = append(jsonCols, i)
+			sel = append(sel, quote(c.Name)+"::VARCHAR")
+		} else {
+			sel = append(sel, quote(c.Name))
+		}
+	}
+	system := []string{quote(destination.ColumnSynced), quote(destination.ColumnDeleted)}
+	cols, sel = append(cols, system...), append(sel, system...)
+	if err := run(`INSERT INTO `+merged+` (`+strings.Join(cols, ", ")+`) `+d.mergedSQL(tbl, b.Columns, b.Key, t.syncedSQL), partialRows); err != nil {
+		return err
+	}
+	res, err := t.tx.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+merged)
+	if err != nil {
+		return err
+	}
+	var rows [][]driver.Value
+	for res.Next() {
+		row := make([]driver.Value, len(sel))
+		ptrs := make([]any, len(sel))
+		for i := range row {
+			ptrs[i] = (*any)(&row[i])
+		}
+		if err := res.Scan(ptrs...); err != nil {
+			res.Close()
+			return err
+		}
+		for _, i := range jsonCols {
+			// The appender encodes what it is given as JSON, so a
+			// string would become a JSON string; raw text stays as is.
+			if s, ok := row[i].(string); ok {
+				row[i] = json.RawMessage(s)
+			}
+		}
+		rows = append(rows, row)
+	}
+	res.Close()
+	if err := res.Err(); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil // no key of the batch is in the table
+	}
+	on := make([]string, 0, len(tbl.PrimaryKey))
+	for _, k := range tbl.PrimaryKey {
+		on = append(on, "t."+quote(k)+" = m."+quote(k))
+	}
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+d.qualified(tbl.Name)+` AS t USING `+merged+` AS m WHERE `+strings.Join(on, " AND ")); err != nil {
+		return err
+	}
+	return d.conn.Raw(func(dc any) error {
+		open, err := t.tableAppender(dc.(driver.Conn), tbl)
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			if err := open.append(row); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // deferred holds the full rows of a table that the engine could not call
@@ -887,29 +1016,24 @@ func keyLiteral(key []any) string {
 	return "(" + strings.Join(lits, ", ") + ")"
 }
 
-// direct reports whether a batch's fresh rows can go through the plain
+// direct reports whether a batch's full rows can go through the plain
 // appender, straight into the table, as DuckDB's own fastest load does: when
 // each of its columns that the table has is of the table column's type and
 // of a type the appender takes as the engine gives it (not DECIMAL or JSON,
-// which the engine gives as text). It returns the indexes of those columns;
-// the others hold only NULLs, as the table has not got them yet.
-func direct(t *destination.Table, b *destination.Batch) ([]int, bool) {
-	var cols []int
-	for i, c := range b.Columns {
+// which the engine gives as text). Columns the table lacks hold only NULLs,
+// as the table has not got them yet.
+func direct(t *destination.Table, b *destination.Batch) bool {
+	for _, c := range b.Columns {
 		tc, ok := t.Column(c.Name)
-		if !ok {
-			continue
+		if ok && (stagedType(c) != SQLType(c) || SQLType(tc) != SQLType(c)) {
+			return false
 		}
-		if stagedType(c) != SQLType(c) || SQLType(tc) != SQLType(c) {
-			return nil, false
-		}
-		cols = append(cols, i)
 	}
-	return cols, true
+	return true
 }
 
-// appendFresh appends the batch's fresh rows, columns cols of it, to the
-// table with the plain appender. Columns the batch lacks get their default,
+// appendFresh appends the batch's fresh rows (and its stale ones, when
+// stale) to the table with the plain appender. Columns the batch lacks get
 // NULL.
 //
 // The appender stays open across batches until another statement touches
@@ -917,50 +1041,70 @@ func direct(t *destination.Table, b *destination.Batch) ([]int, bool) {
 // writes out to the database file as it goes. An appender per batch of
 // fewer rows than a row group leaves every row of the transaction in
 // memory, and a large load fails at any memory_limit.
-func (t *tx) appendFresh(ctx context.Context, dc driver.Conn, b *destination.Batch, cols []int, stale bool) error {
-	names := make([]string, 0, len(cols)+2)
-	for _, c := range cols {
-		names = append(names, b.Columns[c].Name)
+func (t *tx) appendFresh(dc driver.Conn, tbl *destination.Table, b *destination.Batch, stale bool) error {
+	open, err := t.tableAppender(dc, tbl)
+	if err != nil {
+		return err
 	}
-	names = append(names, destination.ColumnSynced, destination.ColumnDeleted)
-	open := t.appenders[b.Table]
-	if open != nil && !slices.Equal(open.columns, names) {
-		if err := t.settle(b.Table); err != nil {
-			return err
+	// from[i] is the batch column of the table's column i, or -1.
+	from := make([]int, len(tbl.Columns))
+	idx := columnIndex(b.Columns)
+	for i, c := range tbl.Columns {
+		from[i] = -1
+		if j, ok := idx[c.Name]; ok {
+			from[i] = j
 		}
-		open = nil
 	}
-	if open == nil {
-		ap, err := duckdb.NewAppenderWithColumns(dc, "", t.d.schema, b.Table, names)
-		if err != nil {
-			return err
-		}
-		open = &openAppender{ap: ap, columns: names, intKeys: map[int64]struct{}{}, hashKeys: map[uint64]struct{}{}}
-		for _, k := range b.Key {
-			if i := slices.Index(cols, k); i >= 0 {
-				open.key = append(open.key, i)
-			}
-		}
-		if len(open.key) != len(b.Key) {
-			open.key = nil // a key column the table lacks: nothing to track
-		}
-		t.appenders[b.Table] = open
-	}
-	args := make([]driver.Value, len(names))
-	args[len(cols)] = t.synced
+	n := len(tbl.Columns)
+	args := make([]driver.Value, n+2)
+	args[n] = t.synced
 	for r := 0; r < b.Rows; r++ {
 		if !freshRows.takes(b, r) && !(stale && staleRows.takes(b, r)) {
 			continue
 		}
-		for i, c := range cols {
-			args[i] = b.Values[c][r]
+		for i, c := range from {
+			args[i] = nil
+			if c >= 0 {
+				args[i] = b.Values[c][r]
+			}
 		}
-		args[len(cols)+1] = b.Deleted[r] == destination.Deleted
+		args[n+1] = b.Deleted[r] == destination.Deleted
 		if err := open.append(args); err != nil {
 			return fmt.Errorf("row %d: %w", r+1, err)
 		}
 	}
 	return nil
+}
+
+// tableAppender returns the table's open appender, opening one over every
+// column of the table. Every kind of row goes through this one appender, so
+// that its row groups fill up whatever the batches' shapes.
+func (t *tx) tableAppender(dc driver.Conn, tbl *destination.Table) (*openAppender, error) {
+	names := make([]string, 0, len(tbl.Columns)+2)
+	for _, c := range tbl.Columns {
+		names = append(names, c.Name)
+	}
+	names = append(names, destination.ColumnSynced, destination.ColumnDeleted)
+	open := t.appenders[tbl.Name]
+	if open != nil && !slices.Equal(open.columns, names) {
+		if err := t.settle(tbl.Name); err != nil {
+			return nil, err
+		}
+		open = nil
+	}
+	if open != nil {
+		return open, nil
+	}
+	ap, err := duckdb.NewAppenderWithColumns(dc, "", t.d.schema, tbl.Name, names)
+	if err != nil {
+		return nil, err
+	}
+	open = &openAppender{ap: ap, columns: names, intKeys: map[int64]struct{}{}, hashKeys: map[uint64]struct{}{}}
+	for _, k := range tbl.PrimaryKey {
+		open.key = append(open.key, slices.Index(names, k))
+	}
+	t.appenders[tbl.Name] = open
+	return open, nil
 }
 
 // openAppender is a table's appender kept open in the transaction. It
@@ -1186,10 +1330,11 @@ func appendRows(ap *duckdb.Appender, b *destination.Batch, which rowKind) error 
 
 // explain adds what to do to the DuckDB errors a user can act on.
 func (d *DB) explain(err error) error {
-	if !strings.Contains(err.Error(), "Out of Memory Error") {
+	msg := err.Error()
+	if !strings.Contains(msg, "Out of Memory Error") && !strings.Contains(msg, "could not allocate block") {
 		return err
 	}
-	return fmt.Errorf("%w\nDuckDB ran out of its memory_limit (%s): checkpoint more often (DuckDB holds the rows an Update changes in memory until the checkpoint commits: about 800,000 per checkpoint at 48MB), or raise the limit with --destination 'duckdb:%s?memory_limit=512MB'",
+	return fmt.Errorf("%w\nDuckDB ran out of its memory_limit (%s): checkpoint more often (until a checkpoint commits, DuckDB keeps in memory a mark for each row that its updates, deletes and upserts of existing keys replace: about 2.5 million rows per checkpoint at 48MB), or raise the limit with --destination 'duckdb:%s?memory_limit=512MB'",
 		err, d.memoryLimit, d.path)
 }
 
@@ -1259,7 +1404,7 @@ func (d *DB) mergeSQL(t *destination.Table, columns []destination.Column, key []
 		` WHEN NOT MATCHED THEN INSERT (` + strings.Join(cols, ", ") + `) VALUES (` + strings.Join(vals, ", ") + `)`
 }
 
-// updateSQL applies partial rows: each changes the columns its
+// updateSQL applies partial rows in place: each changes the columns its
 // _sluice_row_set marks, and the deleted flag unless _sluice_row_del is -1.
 func (d *DB) updateSQL(t *destination.Table, columns []destination.Column, key []int, synced string) string {
 	idx := columnIndex(columns)
@@ -1279,6 +1424,30 @@ func (d *DB) updateSQL(t *destination.Table, columns []destination.Column, key [
 	set = append(set, quote(destination.ColumnSynced)+" = "+synced,
 		quote(destination.ColumnDeleted)+` = CASE s."_sluice_row_del" WHEN 1 THEN true WHEN 0 THEN false ELSE t.`+quote(destination.ColumnDeleted)+` END`)
 	return `UPDATE ` + d.qualified(t.Name) + ` AS t SET ` + strings.Join(set, ", ") + ` FROM s WHERE ` + keyJoin(t, columns, key)
+}
+
+// mergedSQL selects, for each partial row whose key is in the table, the
+// row it makes: the columns its _sluice_row_set marks changed, the others
+// as they were, and the deleted flag unless _sluice_row_del is -1.
+func (d *DB) mergedSQL(t *destination.Table, columns []destination.Column, key []int, synced string) string {
+	idx := columnIndex(columns)
+	keyCol := map[string]bool{}
+	for _, k := range key {
+		keyCol[columns[k].Name] = true
+	}
+	sel := make([]string, 0, len(t.Columns)+2)
+	for _, col := range t.Columns {
+		n := quote(col.Name)
+		i, ok := idx[col.Name]
+		if !ok || keyCol[col.Name] {
+			sel = append(sel, "t."+n)
+			continue
+		}
+		sel = append(sel, fmt.Sprintf(`CASE WHEN substr(s."_sluice_row_set", %d, 1) = '1' THEN %s ELSE t.%s END`, i+1, castStaged("s."+n, columns[i], col), n))
+	}
+	sel = append(sel, synced,
+		`CASE s."_sluice_row_del" WHEN 1 THEN true WHEN 0 THEN false ELSE t.`+quote(destination.ColumnDeleted)+` END`)
+	return `SELECT ` + strings.Join(sel, ", ") + ` FROM ` + d.qualified(t.Name) + ` AS t JOIN s ON ` + keyJoin(t, columns, key)
 }
 
 func columnIndex(columns []destination.Column) map[string]int {
