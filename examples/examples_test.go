@@ -791,7 +791,8 @@ func TestInit(t *testing.T) {
 		t.Errorf("init with an unknown template: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 
-	r = run(t, dir, nil, "sluice", "init", "myconn", "--template", "three-operations", "--sluice-source", repoRoot)
+	// No --sluice-source: sluice finds the checkout it was built from.
+	r = run(t, dir, nil, "sluice", "init", "myconn", "--template", "three-operations")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "created myconn from the \"three-operations\" example\n") {
 		t.Fatalf("init: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -6,6 +6,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
@@ -268,16 +269,33 @@ func TestTemplates(t *testing.T) {
 func TestInitProject(t *testing.T) {
 	dir := t.TempDir()
 	proj := filepath.Join(dir, "conn")
-	if err := initProject(proj, "schema-change", "/src/sluice"); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(proj, "go.mod"))
+	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "module conn\n\ngo 1.26\n\nrequire github.com/sluicedata/sluice v0.0.0\n\nreplace github.com/sluicedata/sluice => " + filepath.Clean("/src/sluice") + "\n"
-	if string(b) != want {
-		t.Errorf("go.mod:\n%s\nwant:\n%s", b, want)
+	want := "module conn\n\ngo 1.26\n\nrequire github.com/sluicedata/sluice v0.0.0\n\nreplace github.com/sluicedata/sluice => " + repo + "\n"
+	// With the source given, and found from where this program was built.
+	for i, src := range []string{repo, ""} {
+		proj := filepath.Join(dir, fmt.Sprint("conn", i), "conn")
+		if err := initProject(proj, "schema-change", src); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(proj, "go.mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != want {
+			t.Errorf("source %q: go.mod:\n%s\nwant:\n%s", src, b, want)
+		}
+	}
+	if err := initProject(proj, "schema-change", repo); err != nil {
+		t.Fatal(err)
+	}
+	if err := initProject(filepath.Join(dir, "bad"), "hello", dir); err == nil || !strings.Contains(err.Error(), "no go.mod of module github.com/sluicedata/sluice") {
+		t.Errorf("init with a source that is not sluice: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); err == nil {
+		t.Errorf("a failed init left its folder")
 	}
 	if _, err := os.Stat(filepath.Join(proj, "main.go")); err != nil {
 		t.Errorf("main.go not copied: %v", err)

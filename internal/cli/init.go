@@ -1,14 +1,21 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
+
+	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/semver"
 
 	"github.com/sluicedata/sluice/examples"
 )
@@ -32,7 +39,7 @@ func runInit(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("init", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	tmpl := fset.String("template", "hello", "example to start from: "+strings.Join(Templates(), ", "))
-	src := fset.String("sluice-source", "", "a local sluice source folder to build against (adds a go.mod replace)")
+	src := fset.String("sluice-source", "", "a local sluice source folder to build against (adds a go.mod replace; default: the version or source this sluice was built from)")
 	if err := fset.Parse(reorder(args)); err != nil {
 		return 2
 	}
@@ -102,14 +109,51 @@ func initProject(dir, tmpl, sluiceSource string) error {
 	if err != nil {
 		return err
 	}
+	version, replace, err := sluiceModule(sluiceSource)
+	if err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
 	mod := filepath.Base(dir)
-	gomod := "module " + mod + "\n\ngo 1.26\n\nrequire " + modulePath + " v0.0.0\n"
-	if sluiceSource != "" {
-		abs, err := filepath.Abs(sluiceSource)
-		if err != nil {
-			return err
-		}
-		gomod += "\nreplace " + modulePath + " => " + abs + "\n"
+	gomod := "module " + mod + "\n\ngo 1.26\n\nrequire " + modulePath + " " + version + "\n"
+	if replace != "" {
+		gomod += "\nreplace " + modulePath + " => " + replace + "\n"
 	}
 	return os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644)
+}
+
+// sluiceModule decides how the new project gets sluice: from the source
+// folder given; else the published version this program was built as
+// (go install .../cmd/sluice@vX); else the source folder it was built from
+// (go install ./cmd/sluice in a checkout), found by this file's path, which
+// the compiler records unless the build used -trimpath.
+func sluiceModule(source string) (version, replace string, err error) {
+	if source != "" {
+		abs, err := filepath.Abs(source)
+		if err != nil {
+			return "", "", err
+		}
+		if !isSluiceSource(abs) {
+			return "", "", fmt.Errorf("--sluice-source %s: no go.mod of module %s there; give the folder of a sluice checkout", abs, modulePath)
+		}
+		return "v0.0.0", abs, nil
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path == modulePath && semver.IsValid(bi.Main.Version) &&
+		!module.IsPseudoVersion(bi.Main.Version) && semver.Build(bi.Main.Version) == "" {
+		// A pseudo-version or +dirty is what go build stamps on a checkout:
+		// no proxy has it.
+		return bi.Main.Version, "", nil
+	}
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		root := filepath.Dir(filepath.Dir(filepath.Dir(file))) // internal/cli/init.go
+		if isSluiceSource(root) {
+			return "v0.0.0", root, nil
+		}
+	}
+	return "", "", errors.New("this sluice program knows neither its published version nor its source folder: pass --sluice-source DIR, the folder of a sluice checkout")
+}
+
+func isSluiceSource(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	return err == nil && modfile.ModulePath(b) == modulePath
 }
