@@ -384,7 +384,7 @@ func (c *dsCmd) write(args []string) int {
 	format := fs.String("format", "", "csv, jsonl or parquet (default: from FILE's extension)")
 	pos, ok := c.parse(args)
 	if !ok || len(pos) != 1 {
-		fmt.Fprintln(c.stderr, "usage: write --partition ID [--append] [--format csv|jsonl|parquet] FILE (- for the standard input, not for Parquet)")
+		fmt.Fprintln(c.stderr, "usage: write --partition ID [--append] [--format csv|jsonl|parquet] FILE (- for the standard input)")
 		return 2
 	}
 	file := pos[0]
@@ -409,6 +409,16 @@ func (c *dsCmd) write(args []string) int {
 		return c.fail(err)
 	}
 	in := c.stdin
+	if file == "-" && *format == "parquet" {
+		// Parquet is read from its end (the footer) first: spool the
+		// standard input to a file.
+		tmp, err := spool(c.stdin)
+		if err != nil {
+			return c.fail(fmt.Errorf("read Parquet from the standard input: %w", err))
+		}
+		defer os.Remove(tmp)
+		file = tmp
+	}
 	if file != "-" && *format != "parquet" {
 		f, err := os.Open(file)
 		if err != nil {
@@ -452,6 +462,23 @@ func (c *dsCmd) write(args []string) int {
 		fmt.Fprintf(c.stdout, "column %q is not in the schema: %d values handed to the writer apart\n", col, res.Extra[col])
 	}
 	return 0
+}
+
+// spool copies r into a temporary file and returns its path.
+func spool(r io.Reader) (string, error) {
+	f, err := os.CreateTemp("", "sluice-stdin-*.parquet")
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // csvRows reads a CSV file's header, and returns it with the rows that

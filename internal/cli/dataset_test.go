@@ -128,13 +128,19 @@ type result struct {
 // runShop runs a dataset command with a configuration holding the secret.
 func runShop(t *testing.T, d contract.Dataset, cfg string, args ...string) result {
 	t.Helper()
+	return runShopIn(t, d, cfg, "", args...)
+}
+
+// runShopIn is runShop with stdin as the standard input.
+func runShopIn(t *testing.T, d contract.Dataset, cfg, stdin string, args ...string) result {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "configuration.json")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
 	args = append(args[:1:1], append([]string{"--configuration", path}, args[1:]...)...)
-	code := runDataset(d, args, strings.NewReader(""), &out, &errb)
+	code := runDataset(d, args, strings.NewReader(stdin), &out, &errb)
 	r := result{code, out.String(), errb.String()}
 	if strings.Contains(r.stdout+r.stderr, loginCode) {
 		t.Errorf("%v: the secret is in the output:\nstdout:\n%s\nstderr:\n%s", args, r.stdout, r.stderr)

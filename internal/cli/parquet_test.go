@@ -221,6 +221,17 @@ func TestDatasetParquetRoundTrip(t *testing.T) {
 	if got := s.written[2]; got["id"] != int64(3) || got["extra.note"] != "late" || got["amount"] != nil {
 		t.Errorf("third written row: %#v", got)
 	}
+
+	// The same file from the standard input.
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.written = nil
+	r = runShopIn(t, s, `{}`, string(b), "write", "--format", "parquet", "-")
+	if r.code != 0 || !strings.Contains(r.stdout, "wrote 3 rows to the dataset (OVERWRITE)") || len(s.written) != 3 || s.written[2]["extra.note"] != "late" {
+		t.Fatalf("write parquet from stdin: exit %d, %d rows, stdout:\n%s\nstderr:\n%s", r.code, len(s.written), r.stdout, r.stderr)
+	}
 }
 
 func TestDatasetParquetErrors(t *testing.T) {
@@ -256,7 +267,7 @@ func TestDatasetParquetErrors(t *testing.T) {
 	}{
 		{[]string{"write", "--partition", "2024-03-01|FR", notParquet}, 1, "write: read Parquet file " + notParquet + ": "},
 		{[]string{"write", "--partition", "2024-03-01|FR", filepath.Join(dir, "missing.parquet")}, 1, "missing.parquet: no such file"},
-		{[]string{"write", "--partition", "2024-03-01|FR", "--format", "parquet", "-"}, 1, "read Parquet file -: DuckDB reads Parquet from a file, not from the standard input"},
+		{[]string{"write", "--partition", "2024-03-01|FR", "--format", "parquet", "-"}, 1, "write: read Parquet file "},
 		{[]string{"write", "--partition", "2024-03-01|FR", "--format", "xml", notParquet}, 2, `write: unknown format "xml"`},
 	} {
 		r := runShop(t, shop, shopCfg, tc.args...)
