@@ -61,6 +61,7 @@ func runDebug(c contract.Connector, args []string, stdout, stderr io.Writer) int
 // runDebugWith is runDebug for a connector that knows more of its secrets
 // than their key names tell (a dataset's secret parameters).
 func runDebugWith(c contract.Connector, secrets func(contract.Config) []string, args []string, stdout, stderr io.Writer) int {
+	tuneGC()
 	fs := flag.NewFlagSet("debug", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f debugFlags
