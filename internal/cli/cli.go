@@ -69,6 +69,8 @@ commands:
   reset [--force]            delete the local warehouse and state
   tables                     list the warehouse's tables, columns and row counts
   sql "SELECT ..."           run a SQL query on the warehouse
+  files ls|head|schema|upload|rm|store
+                             file tables in a folder or S3 bucket (sluice files help)
   help                       show this
 `
 
@@ -83,6 +85,8 @@ func Main(args []string) int {
 		return goRun(args)
 	case "init":
 		return runInit(args[1:], os.Stdout, os.Stderr)
+	case "files":
+		return runFiles(args[1:], os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, sluiceUsage)
 		return 0
