@@ -196,6 +196,13 @@ func (w *localWriter) Close() error {
 		return fmt.Errorf("write %s: %w", w.target, err)
 	}
 	w.done = true
+	// CreateTemp made the file private; a published file is readable as
+	// any other file the user writes.
+	if err := w.File.Chmod(0o644); err != nil {
+		w.File.Close()
+		os.Remove(w.Name())
+		return err
+	}
 	if err := w.File.Sync(); err != nil {
 		w.File.Close()
 		os.Remove(w.Name())
@@ -252,13 +259,18 @@ func (l *local) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("store %s: %w", l.root, err)
 	}
-	// Leave no empty folders behind: a folder is a table to a reader.
-	for dir := filepath.Dir(p); dir != l.root && strings.HasPrefix(dir, l.root); dir = filepath.Dir(dir) {
+	l.pruneEmpty(filepath.Dir(p))
+	return nil
+}
+
+// pruneEmpty removes dir and its parents up to the root while they are
+// empty: a folder is a table to a reader, so none is left behind.
+func (l *local) pruneEmpty(dir string) {
+	for ; dir != l.root && strings.HasPrefix(dir, l.root); dir = filepath.Dir(dir) {
 		if os.Remove(dir) != nil {
 			break
 		}
 	}
-	return nil
 }
 
 func (l *local) Rename(ctx context.Context, from, to string) error {
@@ -282,5 +294,6 @@ func (l *local) Rename(ctx context.Context, from, to string) error {
 		}
 		return fmt.Errorf("store %s: %w", l.root, err)
 	}
+	l.pruneEmpty(filepath.Dir(src))
 	return nil
 }

@@ -109,3 +109,27 @@ func TestLocalDeleteRemovesEmptyFolders(t *testing.T) {
 		t.Errorf("root holds %q after deleting its only file, want nothing", names)
 	}
 }
+
+// A written file is readable by others, as any file the user writes; a
+// rename or delete that empties a folder removes it (a folder is a table).
+func TestLocalModeAndEmptyFolders(t *testing.T) {
+	dir := t.TempDir()
+	st, err := filestore.Open(t.Context(), dir, filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Write(t, st, "a/b/part.csv", []byte("x"))
+	fi, err := os.Stat(filepath.Join(dir, "a", "b", "part.csv"))
+	if err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v, %v; want 0644", fi.Mode().Perm(), err)
+	}
+	if err := st.Rename(t.Context(), "a/b/part.csv", "c/part.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+		t.Errorf("the emptied folder a is still there: %v", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Errorf("the root went: %v", err)
+	}
+}
