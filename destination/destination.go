@@ -222,3 +222,56 @@ func Open(ctx context.Context, rawURL string, opts Options) (Destination, error)
 	}
 	return o(ctx, u, opts)
 }
+
+// FileLoader is an optional capability of a Tx: loading a whole local file
+// through the warehouse's own reader (DuckDB's read_csv and read_parquet)
+// inside the transaction, so that the rows commit with the checkpoint's
+// state. The engine finds it by type assertion; a Tx without it gets the
+// file's rows as batches.
+type FileLoader interface {
+	// LoadFile writes every row of the file into its table as a full row
+	// upsert would, each row with the transaction's _sluice_synced: the
+	// rows of the file replace those with the same key, and among the
+	// file's own rows with one key the last wins. The engine has applied
+	// the schema changes the file needs and written the table's earlier
+	// batches.
+	//
+	// When it cannot guarantee exactly that result (a type it cannot read
+	// as the connector's reader does, a value that does not read as its
+	// column's type) it returns Handled false and leaves the table as it
+	// was, and the transaction usable. An error (an unreadable file) ends
+	// the transaction, as a failed Write does.
+	LoadFile(ctx context.Context, f FileLoad) (FileLoadResult, error)
+}
+
+// FileLoad is a file for FileLoader.LoadFile, with warehouse names.
+type FileLoad struct {
+	Table  string
+	Path   string
+	Format contract.FileFormat
+	CSV    contract.CSVDialect
+	// Columns are the file's columns in the file's order: the warehouse
+	// column each one fills and its type, which is the table column's
+	// type. A column with an empty Name is not loaded.
+	Columns []Column
+	// Constants fill their columns with one value for every row, in the
+	// engine's canonical form for the column's type (see engine/types.go).
+	Constants []FileConstant
+	// RowNumber is the column that gets each row's 1-based position in
+	// the file; empty for none.
+	RowNumber string
+}
+
+// FileConstant is a column a file load fills with one value.
+type FileConstant struct {
+	Column Column
+	Value  any
+}
+
+// FileLoadResult is what LoadFile did.
+type FileLoadResult struct {
+	Handled bool
+	Rows    int64
+	// Reason says why the file was not handled.
+	Reason string
+}

@@ -87,6 +87,8 @@ type Engine struct {
 	inTx        bool   // a job of the open transaction has been submitted
 	synced      time.Time
 	err         error // sticky: once set, every call returns it
+	// noFileLoader: the destination's Tx has no FileLoader (loadfile.go).
+	noFileLoader bool
 
 	hashBuf []byte
 	keyBuf  []byte

@@ -43,6 +43,11 @@ type writeJob struct {
 	changes []destination.SchemaChange
 	batches []*destination.Batch
 	state   []byte // non-nil: commit, with this state
+	// run, when set, works in the open transaction after the changes and
+	// batches (a file load, see loadfile.go); done, when set, then gets
+	// the writer's error, or nil, even when the job is skipped.
+	run  func(destination.Tx) error
+	done chan error
 }
 
 func newWriter(dest destination.Destination, prevHash string, onCommit func([]byte) (string, error)) *writer {
@@ -54,17 +59,19 @@ func newWriter(dest destination.Destination, prevHash string, onCommit func([]by
 func (w *writer) run() {
 	defer close(w.done)
 	for j := range w.jobs {
-		if w.failed() != nil {
-			continue
-		}
-		if err := w.do(j); err != nil {
-			if w.tx != nil {
-				w.tx.Rollback()
-				w.tx = nil
+		if w.failed() == nil {
+			if err := w.do(j); err != nil {
+				if w.tx != nil {
+					w.tx.Rollback()
+					w.tx = nil
+				}
+				w.mu.Lock()
+				w.err = err
+				w.mu.Unlock()
 			}
-			w.mu.Lock()
-			w.err = err
-			w.mu.Unlock()
+		}
+		if j.done != nil {
+			j.done <- w.failed()
 		}
 	}
 	if w.tx != nil {
@@ -95,6 +102,11 @@ func (w *writer) do(j writeJob) error {
 		select {
 		case w.free <- b:
 		default:
+		}
+	}
+	if j.run != nil {
+		if err := j.run(w.tx); err != nil {
+			return err
 		}
 	}
 	if j.state == nil {

@@ -9,6 +9,8 @@
 // (deferMaybes). Partial rows are one UPDATE ... FROM per batch. Tables carry
 // no PRIMARY KEY constraint (its index would have to fit in memory until the
 // commit); the key is kept in _sluice_tables and statements join on it.
+// A whole local CSV or Parquet file can instead be loaded by DuckDB's own
+// reader in one INSERT ... SELECT (destination.FileLoader, loadfile.go).
 package duckdb
 
 import (

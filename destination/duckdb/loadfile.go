@@ -1,0 +1,525 @@
+package duckdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicedata/sluice/destination"
+	"github.com/sluicedata/sluice/internal/contract"
+)
+
+// A file load (destination.FileLoader) reads a local CSV or Parquet file
+// with DuckDB's own read_csv or read_parquet, in one INSERT ... SELECT
+// inside the checkpoint's transaction, and must leave exactly the rows that
+// upserting the file's rows one by one would (fileformat reading them).
+//
+// CSV is read with the dialect the connector's reader found (delimiter,
+// quote, header), every column as text, quoted empty fields kept as empty
+// strings (allow_quoted_nulls=false); each column is then converted by SQL
+// that accepts exactly the text fileformat accepts for its type (see
+// csvValue). A value that does not read as its column's type (fileformat
+// would then turn the column to STRING) marks its row with a sentinel
+// _sluice_synced; a load that marks any row is undone and not handled, and
+// the connector upserts the rows itself. Parquet is read by read_parquet
+// when every column has a DuckDB type whose values convert exactly to the
+// sluice type (see parquetCast); otherwise the file is not handled.
+//
+// A load into a table (or, when part of the key is a constant such as the
+// file's name, a slice of it) that holds no row yet is one INSERT straight
+// into the table, as DuckDB's own CREATE TABLE AS would be. Otherwise the
+// rows are staged in a temporary table, checked, and replace the rows with
+// their keys (DELETE ... USING, then INSERT), duplicates within the file
+// resolved by their position, the last winning.
+
+// badSynced marks the rows with a value that does not read as its column's
+// type; no row keeps it past the load.
+const badSynced = "'-infinity'::TIMESTAMPTZ"
+
+// loadTable stages the rows of a file load that replaces rows.
+const loadTable = "_sluice_load"
+
+// csvBufferBytes is read_csv's buffer: DuckDB's default (32 MiB, one per
+// thread) does not fit the sync's memory_limit.
+const csvBufferBytes = 2 << 20
+
+var _ destination.FileLoader = (*tx)(nil)
+
+// LoadFile implements destination.FileLoader.
+func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destination.FileLoadResult, err error) {
+	defer t.fail(&err)
+	if t.failed {
+		return res, errors.New("load after a failed step")
+	}
+	tbl, err := t.d.target(f.Table)
+	if err != nil {
+		return res, err
+	}
+	// Rows this transaction holds for the table go in first: the load
+	// replaces or is checked against them.
+	if err := t.flushDeferred(ctx, tbl); err != nil {
+		return res, err
+	}
+	if err := t.settle(f.Table); err != nil {
+		return res, err
+	}
+	src, reason, err := t.loadSource(ctx, tbl, f)
+	if err != nil || reason != "" {
+		return destination.FileLoadResult{Reason: reason}, err
+	}
+	fresh := true
+	err = t.tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+t.d.qualified(tbl.Name)+` WHERE `+src.slice+`)`).Scan(&fresh)
+	if err != nil {
+		return res, fmt.Errorf("table %q: %w", tbl.Name, err)
+	}
+	if fresh && src.unique {
+		return t.insertFresh(ctx, tbl, f, src)
+	}
+	return t.replaceFrom(ctx, tbl, f, src, fresh)
+}
+
+// source is the SELECT that turns a file into the table's rows.
+type source struct {
+	// rows selects every row of the file in the table's column order,
+	// then _sluice_synced (badSynced where a value does not read) and
+	// _sluice_deleted; staged also selects the row's position in the
+	// file, _sluice_rn.
+	rows, staged string
+	columns      []string // quoted target columns of rows
+	key          []string // quoted key columns
+	// slice is the condition that holds for every row of this file and,
+	// when part of the key is a constant, for no row of another file.
+	slice string
+	// unique: the key includes the row's position, so no two rows of the
+	// file share one.
+	unique bool
+}
+
+// loadSource builds the SELECT for f, or says why DuckDB cannot read the
+// file as the connector's reader does.
+func (t *tx) loadSource(ctx context.Context, tbl *destination.Table, f destination.FileLoad) (source, string, error) {
+	var src source
+	var scan string
+	vals := map[string]string{} // target column -> expression over the scan
+	checks := []string{}        // conditions that every good row meets
+	switch f.Format {
+	case contract.FileCSV:
+		if len(f.Columns) < 2 {
+			// fileformat reads the empty lines of a one-column file as
+			// NULL rows, where read_csv skips them.
+			return src, "a CSV file of one column", nil
+		}
+		// Two steps: the text, then the typed columns' values.
+		values := []string{"_sluice_rn"}
+		for i, c := range f.Columns {
+			if c.Name == "" {
+				continue
+			}
+			raw, v := fmt.Sprintf("c%d", i), fmt.Sprintf("v%d", i)
+			if c.Type == contract.String {
+				values = append(values, raw)
+				vals[c.Name] = raw
+				continue
+			}
+			conv, why := csvValue(raw, c)
+			if why != "" {
+				return src, why, nil
+			}
+			values = append(values, raw, conv+" AS "+v)
+			vals[c.Name] = v
+			// A value is good when it reads, or is empty or blank
+			// (NULL); the test for blanks runs only where it does
+			// not read.
+			good := v + " IS NOT NULL"
+			if c.Type == contract.Double {
+				// Text that overflows reads as infinity, which
+				// fileformat refuses.
+				good = "isfinite(" + v + ")"
+			}
+			checks = append(checks, "("+raw+" IS NULL OR "+good+" OR ("+v+" IS NULL AND regexp_full_match("+raw+", '"+blank+"')))")
+		}
+		scan = "SELECT " + strings.Join(values, ", ") + " FROM (" + csvScan(f) + ")"
+	case contract.FileParquet:
+		names, reason, err := t.parquetColumns(ctx, f)
+		if err != nil || reason != "" {
+			return src, reason, err
+		}
+		sel := []string{"file_row_number + 1 AS _sluice_rn"}
+		for i, c := range f.Columns {
+			if c.Name == "" {
+				continue
+			}
+			cast, why := parquetCast(names[i].typ, c)
+			if why != "" {
+				return src, fmt.Sprintf("column %q: %s", names[i].name, why), nil
+			}
+			sel = append(sel, fmt.Sprintf("%s AS c%d", strings.ReplaceAll(cast, "$", quote(names[i].name)), i))
+			vals[c.Name] = fmt.Sprintf("c%d", i)
+		}
+		scan = "SELECT " + strings.Join(sel, ", ") + " FROM read_parquet(" + sqlString(f.Path) + ", file_row_number = true, binary_as_string = false, hive_partitioning = false)"
+	default:
+		return src, fmt.Sprintf("format %q", f.Format), nil
+	}
+	var slice []string
+	for _, k := range f.Constants {
+		lit, err := literal(k.Value, k.Column)
+		if err != nil {
+			return src, "", fmt.Errorf("column %q: %w", k.Column.Name, err)
+		}
+		vals[k.Column.Name] = lit
+		if isKey(tbl, k.Column.Name) && k.Value != nil {
+			slice = append(slice, quote(k.Column.Name)+" = "+lit)
+		}
+	}
+	if f.RowNumber != "" {
+		vals[f.RowNumber] = "_sluice_rn"
+		src.unique = isKey(tbl, f.RowNumber)
+	}
+	for _, k := range tbl.PrimaryKey {
+		v, ok := vals[k]
+		if !ok {
+			return src, fmt.Sprintf("the file gives no value for key column %q", k), nil
+		}
+		src.key = append(src.key, quote(k))
+		// A row without its key is an error when upserted: the rows then
+		// show it, not the load.
+		checks = append(checks, v+" IS NOT NULL")
+	}
+	synced := t.syncedSQL
+	if len(checks) > 0 {
+		synced = "CASE WHEN " + strings.Join(checks, " AND ") + " THEN " + t.syncedSQL + " ELSE " + badSynced + " END"
+	}
+	var out []string
+	for _, c := range tbl.Columns {
+		src.columns = append(src.columns, quote(c.Name))
+		v, ok := vals[c.Name]
+		if !ok {
+			v = "NULL" // an upsert replaces the whole row
+		}
+		out = append(out, v+" AS "+quote(c.Name))
+	}
+	src.columns = append(src.columns, quote(destination.ColumnSynced), quote(destination.ColumnDeleted))
+	out = append(out, synced+" AS "+quote(destination.ColumnSynced), "false AS "+quote(destination.ColumnDeleted))
+	src.rows = "SELECT " + strings.Join(out, ", ") + " FROM (" + scan + ")"
+	src.staged = "SELECT " + strings.Join(out, ", ") + ", _sluice_rn FROM (" + scan + ")"
+	src.slice = "true"
+	if len(slice) > 0 {
+		src.slice = strings.Join(slice, " AND ")
+	}
+	return src, "", nil
+}
+
+func isKey(tbl *destination.Table, col string) bool {
+	for _, k := range tbl.PrimaryKey {
+		if k == col {
+			return true
+		}
+	}
+	return false
+}
+
+// insertFresh inserts the file's rows straight into a table (slice) that
+// holds none yet, then looks for rows marked bad, and if there are any
+// deletes what it inserted.
+func (t *tx) insertFresh(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source) (destination.FileLoadResult, error) {
+	q := t.d.qualified(tbl.Name)
+	r, err := t.tx.ExecContext(ctx, `INSERT INTO `+q+` (`+strings.Join(src.columns, ", ")+`) `+src.rows)
+	if err != nil {
+		return destination.FileLoadResult{}, readErr(f, err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return destination.FileLoadResult{}, err
+	}
+	var bad bool
+	if err := t.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+q+` WHERE `+src.slice+` AND `+quote(destination.ColumnSynced)+` = `+badSynced+`)`).Scan(&bad); err != nil {
+		return destination.FileLoadResult{}, err
+	}
+	if !bad {
+		return destination.FileLoadResult{Handled: true, Rows: n}, nil
+	}
+	t.updated[tbl.Name] = true
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+q+` WHERE `+src.slice); err != nil {
+		return destination.FileLoadResult{}, fmt.Errorf("undo the load of %s: %w", f.Path, err)
+	}
+	return destination.FileLoadResult{Reason: badReason}, nil
+}
+
+// badReason says why a load was undone.
+const badReason = "a value does not read as its column's type, or a key is missing: the rows are upserted instead"
+
+// replaceFrom stages the file's rows, checks them, and replaces the rows of
+// the table with their keys by them, the last of each key winning.
+func (t *tx) replaceFrom(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source, fresh bool) (destination.FileLoadResult, error) {
+	staged := "temp.main." + quote(loadTable)
+	if _, err := t.tx.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE `+quote(loadTable)+` AS `+src.staged); err != nil {
+		return destination.FileLoadResult{}, readErr(f, err)
+	}
+	drop := func() error {
+		_, err := t.tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+staged)
+		return err
+	}
+	var n int64
+	var bad bool
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*), coalesce(bool_or(`+quote(destination.ColumnSynced)+` = `+badSynced+`), false) FROM `+staged).Scan(&n, &bad); err != nil {
+		return destination.FileLoadResult{}, err
+	}
+	if bad {
+		return destination.FileLoadResult{Reason: badReason}, drop()
+	}
+	q := t.d.qualified(tbl.Name)
+	if !fresh {
+		on := make([]string, len(src.key))
+		for i, k := range src.key {
+			on[i] = "t." + k + " = s." + k
+		}
+		t.updated[tbl.Name] = true
+		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+q+` AS t USING (SELECT DISTINCT `+strings.Join(src.key, ", ")+` FROM `+staged+`) AS s WHERE `+strings.Join(on, " AND ")); err != nil {
+			return destination.FileLoadResult{}, fmt.Errorf("replace rows of table %q: %w", tbl.Name, err)
+		}
+	}
+	sel := `SELECT ` + strings.Join(src.columns, ", ") + ` FROM ` + staged
+	if !src.unique {
+		sel += ` QUALIFY row_number() OVER (PARTITION BY ` + strings.Join(src.key, ", ") + ` ORDER BY _sluice_rn DESC) = 1`
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO `+q+` (`+strings.Join(src.columns, ", ")+`) `+sel); err != nil {
+		return destination.FileLoadResult{}, fmt.Errorf("insert into table %q: %w", tbl.Name, err)
+	}
+	return destination.FileLoadResult{Handled: true, Rows: n}, drop()
+}
+
+// readErr names the file in DuckDB's error.
+func readErr(f destination.FileLoad, err error) error {
+	return fmt.Errorf("DuckDB reading %s: %w", f.Path, err)
+}
+
+// csvScan reads a CSV file with exactly the connector's dialect, every
+// column as text, each row numbered by its position (the streaming window
+// numbers rows in the order the scan yields them, which is the file's).
+func csvScan(f destination.FileLoad) string {
+	cols := make([]string, len(f.Columns))
+	for i := range cols {
+		cols[i] = fmt.Sprintf("'c%d': 'VARCHAR'", i)
+	}
+	compression := "none"
+	if f.CSV.Gzip {
+		compression = "gzip"
+	}
+	opts := []string{
+		sqlString(f.Path),
+		"header = " + strconv.FormatBool(f.CSV.Header),
+		"delim = " + sqlString(string(rune(f.CSV.Delimiter))),
+		"quote = " + sqlString(string(rune(f.CSV.Quote))),
+		"escape = " + sqlString(string(rune(f.CSV.Quote))),
+		"compression = " + sqlString(compression),
+		"columns = {" + strings.Join(cols, ", ") + "}",
+		"auto_detect = false",
+		"hive_partitioning = false",
+		"allow_quoted_nulls = false",
+		"strict_mode = true",
+		"null_padding = false",
+		"buffer_size = " + strconv.Itoa(csvBufferBytes),
+	}
+	return "SELECT row_number() OVER () AS _sluice_rn, * FROM read_csv(" + strings.Join(opts, ", ") + ")"
+}
+
+// Patterns of the text fileformat reads as each type
+// (fileformat/csv_types.go): spaces and tabs around a value are ignored,
+// and DuckDB's casts ignore them too.
+const (
+	blank         = `[ \t]*`
+	longPattern   = blank + `[+-]?(0|[1-9][0-9]{0,18})` + blank
+	doublePattern = blank + `[+-]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?` + blank
+	datePattern   = `[0-9]{4}-[0-9]{2}-[0-9]{2}`
+	clockPattern  = `([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?`
+	zonePattern   = `([Zz]|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)`
+	// DuckDB's casts read these forms as fileformat does: the space or T
+	// separator, at most six decimals of a second, and an offset only
+	// after the seconds.
+	naiveCanon = blank + datePattern + `( ([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?` + blank
+	utcCanon   = blank + datePattern + `[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)` + blank
+)
+
+// csvValue converts raw, the text of a CSV column, to col's type as
+// fileformat reads a value of that type: NULL where it does not read, and
+// where it is empty or blank. why is set for a type fileformat never gives
+// a CSV column.
+func csvValue(raw string, col destination.Column) (conv, why string) {
+	match := func(pattern string) string { return "regexp_full_match(" + raw + ", '" + pattern + "')" }
+	switch col.Type {
+	case contract.Boolean:
+		return "CASE lower(" + raw + ") WHEN 'true' THEN true WHEN 'false' THEN false ELSE " +
+			"CASE WHEN " + match("(?i)"+blank+"true"+blank) + " THEN true WHEN " + match("(?i)"+blank+"false"+blank) + " THEN false END END", ""
+	case contract.Long:
+		return "CASE WHEN " + match(longPattern) + " THEN TRY_CAST(" + raw + " AS BIGINT) END", ""
+	case contract.Decimal:
+		if col.Precision < 1 || col.Scale > col.Precision {
+			return "", fmt.Sprintf("DECIMAL(%d,%d)", col.Precision, col.Scale)
+		}
+		// Exactly the digits the column holds: more decimals would widen
+		// fileformat's column, more integer digits do not fit.
+		p := `[+-]?(0|[1-9][0-9]{0,` + strconv.Itoa(max(col.Precision-col.Scale-1, 0)) + `})`
+		if col.Precision == col.Scale {
+			p = `[+-]?0`
+		}
+		if col.Scale > 0 {
+			p += `(\.[0-9]{1,` + strconv.Itoa(col.Scale) + `})?`
+		}
+		return "CASE WHEN " + match(blank+p+blank) + " THEN TRY_CAST(" + raw + " AS " + SQLType(col) + ") END", ""
+	case contract.Double:
+		return "CASE WHEN " + match(doublePattern) + " THEN TRY_CAST(" + raw + " AS DOUBLE) END", ""
+	case contract.NaiveDate:
+		return "CASE WHEN " + match(blank+datePattern+blank) + " THEN TRY_CAST(" + raw + " AS DATE) END", ""
+	case contract.NaiveDateTime:
+		return "CASE WHEN " + match(naiveCanon) + " THEN TRY_CAST(" + raw + " AS TIMESTAMP)" +
+			" WHEN " + match(blank+datePattern+"[Tt ]"+clockPattern+blank) + " THEN TRY_CAST(" + normalizeTime(raw) + " AS TIMESTAMP) END", ""
+	case contract.UTCDateTime:
+		return "CASE WHEN " + match(utcCanon) + " THEN TRY_CAST(" + raw + " AS TIMESTAMPTZ)" +
+			" WHEN " + match(blank+datePattern+"[Tt ]"+clockPattern+zonePattern+blank) + " THEN TRY_CAST(" + normalizeTime(raw) + " AS TIMESTAMPTZ) END", ""
+	}
+	return "", fmt.Sprintf("a CSV column of type %s", col.Type)
+}
+
+// normalizeTime rewrites a datetime fileformat reads into the form DuckDB's
+// cast reads alike: trimmed, a space between date and clock, seconds
+// (DuckDB reads no offset after HH:MM), decimals of a second cut to six
+// (fileformat keeps nine and the engine cuts to microseconds), and Z as
+// +00.
+func normalizeTime(raw string) string {
+	s := "trim(" + raw + ", ' ' || chr(9))"
+	s = "regexp_replace(" + s + ", '^(" + datePattern + ")[Tt ]', '\\1 ')"
+	s = "regexp_replace(" + s + ", '^(" + datePattern + " [0-9]{2}:[0-9]{2})([^:]|$)', '\\1:00\\2')"
+	s = "regexp_replace(" + s + ", '(\\.[0-9]{6})[0-9]+', '\\1')"
+	return "regexp_replace(" + s + ", '[Zz]$', '+00')"
+}
+
+// parquetColumn is a column as read_parquet sees it.
+type parquetColumn struct{ name, typ string }
+
+// parquetColumns lists the file's top-level columns with their DuckDB
+// types, in the file's order, which is fileformat's.
+func (t *tx) parquetColumns(ctx context.Context, f destination.FileLoad) ([]parquetColumn, string, error) {
+	p := sqlString(f.Path)
+	var int96 int
+	// INT96 timestamps hold nanoseconds, which DuckDB and the engine may
+	// cut to microseconds differently.
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM parquet_schema(`+p+`) WHERE type = 'INT96'`).Scan(&int96); err != nil {
+		return nil, "", readErr(f, err)
+	}
+	if int96 > 0 {
+		return nil, "INT96 timestamps", nil
+	}
+	rows, err := t.tx.QueryContext(ctx, `SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(`+p+`, hive_partitioning = false))`)
+	if err != nil {
+		return nil, "", readErr(f, err)
+	}
+	defer rows.Close()
+	var cols []parquetColumn
+	for rows.Next() {
+		var c parquetColumn
+		if err := rows.Scan(&c.name, &c.typ); err != nil {
+			return nil, "", err
+		}
+		if strings.EqualFold(c.name, "file_row_number") {
+			return nil, "a column named file_row_number", nil
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", readErr(f, err)
+	}
+	if len(cols) != len(f.Columns) {
+		return nil, fmt.Sprintf("DuckDB reads %d columns where the connector's reader found %d", len(cols), len(f.Columns)), nil
+	}
+	return cols, "", nil
+}
+
+// parquetCast gives the expression ($ standing for the column) that turns
+// a read_parquet column of DuckDB type typ into the value fileformat reads
+// as col's type, or says why none does exactly.
+func parquetCast(typ string, col destination.Column) (string, string) {
+	same := func(types ...string) bool {
+		for _, t := range types {
+			if typ == t {
+				return true
+			}
+		}
+		return false
+	}
+	ok := false
+	switch col.Type {
+	case contract.Boolean:
+		ok = same("BOOLEAN")
+	case contract.Short:
+		ok = same("TINYINT", "SMALLINT", "UTINYINT")
+	case contract.Int:
+		ok = same("INTEGER", "USMALLINT")
+	case contract.Long:
+		ok = same("BIGINT", "UINTEGER")
+	case contract.Decimal:
+		ok = typ == fmt.Sprintf("DECIMAL(%d,%d)", col.Precision, col.Scale) || (typ == "UBIGINT" && col.Scale == 0 && col.Precision >= 20)
+	case contract.Float:
+		ok = same("FLOAT")
+	case contract.Double:
+		ok = same("DOUBLE")
+	case contract.NaiveDate:
+		ok = same("DATE")
+	case contract.NaiveDateTime:
+		ok = same("TIMESTAMP", "TIMESTAMP_MS")
+	case contract.UTCDateTime:
+		ok = same("TIMESTAMP WITH TIME ZONE")
+	case contract.String:
+		// TIME and UUID are text in fileformat, spelled its own way.
+		ok = same("VARCHAR")
+	case contract.Binary:
+		ok = same("BLOB")
+	case contract.JSON:
+		ok = same("JSON")
+	}
+	if !ok {
+		return "", fmt.Sprintf("DuckDB reads %s where the connector reads %s", typ, col.Type)
+	}
+	if SQLType(col) == typ {
+		return "$", ""
+	}
+	return "CAST($ AS " + SQLType(col) + ")", ""
+}
+
+// literal renders a constant in the engine's canonical form as SQL of the
+// column's type.
+func literal(v any, col destination.Column) (string, error) {
+	t := SQLType(col)
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return "CAST(NULL AS " + t + ")", nil
+	case string:
+		s = x
+	case bool:
+		return strconv.FormatBool(x), nil
+	case int64:
+		return "CAST(" + strconv.FormatInt(x, 10) + " AS " + t + ")", nil
+	case float64:
+		s = strconv.FormatFloat(x, 'g', -1, 64)
+	case time.Time:
+		switch col.Type {
+		case contract.NaiveDate:
+			s = x.UTC().Format(time.DateOnly)
+		case contract.NaiveDateTime:
+			s = x.UTC().Format("2006-01-02 15:04:05.999999")
+		default:
+			s = x.UTC().Format("2006-01-02 15:04:05.999999") + "+00"
+		}
+	case []byte:
+		return "from_hex(" + sqlString(fmt.Sprintf("%x", x)) + ")", nil
+	default:
+		return "", fmt.Errorf("a %T constant", v)
+	}
+	return "CAST(" + sqlString(s) + " AS " + t + ")", nil
+}
+
+// sqlString quotes s as a SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
