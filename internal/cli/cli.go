@@ -29,6 +29,8 @@ const connectorUsage = `usage: go run . COMMAND [flags]
 
 commands:
   debug    sync into the local DuckDB warehouse (files/warehouse.db)
+  run      sync into a production destination (--destination URL or $SLUICE_DESTINATION),
+           state kept there, JSON logs on stderr
   reset    delete the local warehouse and state (asks first; --force skips)
   tables   list the warehouse's tables, columns and row counts
   sql      run a SQL query on the warehouse: sql "SELECT ..."
@@ -46,6 +48,8 @@ func RunConnector(c contract.Connector, args []string) int {
 	switch args[0] {
 	case "debug":
 		return runDebug(c, args[1:], os.Stdout, os.Stderr)
+	case "run":
+		return runRun(c, args[1:], os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, connectorUsage)
 		return 0
@@ -64,6 +68,8 @@ const sluiceUsage = `usage: sluice COMMAND [flags]
 commands:
   init NAME [--template T]   create a connector project from an example
   debug [flags]              run the connector in the current folder (go run . debug)
+  run --destination URL      sync the connector in the current folder into a production
+                             destination, state kept there (go run . run)
   read, write, partitions, count, describe
                              run a dataset connector's command in the current folder (go run . read ...)
   reset [--force]            delete the local warehouse and state
@@ -81,7 +87,7 @@ func Main(args []string) int {
 		return 2
 	}
 	switch args[0] {
-	case "debug", "read", "write", "partitions", "count", "describe":
+	case "debug", "run", "read", "write", "partitions", "count", "describe":
 		return goRun(args)
 	case "init":
 		return runInit(args[1:], os.Stdout, os.Stderr)

@@ -14,7 +14,9 @@ package cli_test
 //     (SLUICE_TEST_CRASH_AFTER_COMMIT=n, a hook in debug.go's OnCommit).
 //
 // SLUICE_CRASH_SEED=n replays a seed; SLUICE_CRASH_ITERATIONS=n changes the
-// number of interrupted syncs.
+// number of interrupted syncs. It runs once per destination: DuckDB, and
+// PostgreSQL when SLUICE_POSTGRES_URL names a database (each run of the
+// connector then gets --destination and a schema of its own).
 
 import (
 	"context"
@@ -32,10 +34,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sluicedata/sluice/destination/duckdb"
 )
 
 const crashSchema = "crash"
+
+// crashDest is where the crash test's runs sync to: args are the extra
+// arguments of run i (0 is the uninterrupted one), dump lists what run i
+// left.
+type crashDest struct {
+	args func(run int) []string
+	dump func(dir string, run int) ([]string, error)
+}
 
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
@@ -50,6 +62,43 @@ func TestCrashRecovery(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the test connector: %v\n%s", err, out)
 	}
+	t.Run("duckdb", func(t *testing.T) {
+		crashRecovery(t, bin, crashDest{
+			args: func(int) []string { return nil },
+			dump: func(dir string, _ int) ([]string, error) { return dumpWarehouse(dir) },
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		pg := os.Getenv("SLUICE_POSTGRES_URL")
+		if pg == "" {
+			t.Skip("set SLUICE_POSTGRES_URL to run the crash test against PostgreSQL")
+		}
+		ctx := context.Background()
+		admin, err := pgx.Connect(ctx, pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := fmt.Sprintf("crash_%d_", time.Now().UnixNano()%1_000_000_000)
+		schema := func(run int) string { return prefix + strconv.Itoa(run) }
+		t.Cleanup(func() {
+			rows, err := admin.Query(ctx, `SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1)`, prefix)
+			if err == nil {
+				names, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+				for _, n := range names {
+					admin.Exec(ctx, `DROP SCHEMA "`+n+`" CASCADE`)
+				}
+			}
+			admin.Close(ctx)
+		})
+		crashRecovery(t, bin, crashDest{
+			args: func(run int) []string { return []string{"--destination", pg, "--schema", schema(run)} },
+			dump: func(_ string, run int) ([]string, error) { return dumpPostgres(ctx, pg, schema(run)) },
+		})
+	})
+}
+
+func crashRecovery(t *testing.T, bin string, dest crashDest) {
+	var err error
 
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SLUICE_CRASH_SEED"); s != "" {
@@ -68,11 +117,11 @@ func TestCrashRecovery(t *testing.T) {
 	// The uninterrupted run.
 	refDir := t.TempDir()
 	start := time.Now()
-	if res := runConnector(bin, refDir, nil, 0); res.err != nil {
+	if res := runConnector(bin, refDir, dest.args(0), nil, 0); res.err != nil {
 		t.Fatalf("uninterrupted run: %v\n%s", res.err, res.out)
 	}
 	refDuration := time.Since(start)
-	refRows, err := dumpWarehouse(refDir)
+	refRows, err := dest.dump(refDir, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +179,7 @@ func TestCrashRecovery(t *testing.T) {
 						how = fmt.Sprintf("killed after commit %d", n)
 					}
 				}
-				res := runConnector(bin, dir, env, after)
+				res := runConnector(bin, dir, dest.args(i+1), env, after)
 				log = append(log, fmt.Sprintf("attempt %d (%s): killed=%v err=%v", attempt, how, res.killed, res.err))
 				if res.killed {
 					killed++
@@ -145,7 +194,7 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				break
 			}
-			rows, err := dumpWarehouse(dir)
+			rows, err := dest.dump(dir, i+1)
 			if err != nil {
 				t.Errorf("iteration %d: %v", i, err)
 			} else if !slices.Equal(rows, refRows) {
@@ -170,12 +219,12 @@ type runResult struct {
 	out    string
 }
 
-// runConnector runs `bin debug` in dir; with after > 0 it sends SIGKILL
-// after that long.
-func runConnector(bin, dir string, env []string, after time.Duration) runResult {
+// runConnector runs `bin debug` in dir with args; with after > 0 it sends
+// SIGKILL after that long.
+func runConnector(bin, dir string, args, env []string, after time.Duration) runResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "debug", "--batch-rows", "7")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"debug", "--batch-rows", "7"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out strings.Builder
@@ -253,6 +302,61 @@ func dumpWarehouse(dir string) ([]string, error) {
 		}
 		if err := rs.Close(); err != nil {
 			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// dumpPostgres is dumpWarehouse for a schema in PostgreSQL.
+func dumpPostgres(ctx context.Context, url, schema string) ([]string, error) {
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, `SELECT table_name::text, array_agg(column_name || ' ' || data_type ORDER BY column_name COLLATE "C") FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name <> '_sluice_log' AND column_name NOT IN ('_sluice_synced', 'committed_at')
+		GROUP BY table_name ORDER BY table_name COLLATE "C"`, schema)
+	if err != nil {
+		return nil, err
+	}
+	type table struct {
+		name string
+		cols []string
+	}
+	var tables []table
+	for rows.Next() {
+		var tb table
+		if err := rows.Scan(&tb.name, &tb.cols); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		tables = append(tables, tb)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, tb := range tables {
+		out = append(out, "table "+tb.name+": "+strings.Join(tb.cols, ", "))
+		var sel []string
+		for _, col := range tb.cols {
+			name, _, _ := strings.Cut(col, " ")
+			sel = append(sel, fmt.Sprintf(`coalesce(%q::text, 'NULL')`, name))
+		}
+		q := fmt.Sprintf(`SELECT concat_ws(' | ', %s) FROM %q.%q`, strings.Join(sel, ", "), schema, tb.name)
+		rs, err := c.Query(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+		vals, err := pgx.CollectRows(rs, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+		slices.Sort(vals) // bytewise, as DuckDB orders
+		for _, v := range vals {
+			out = append(out, tb.name+": "+v)
 		}
 	}
 	return out, nil
