@@ -68,6 +68,8 @@ const sluiceUsage = `usage: sluice COMMAND [flags]
 commands:
   init NAME [--template T]   create a connector project from an example
   debug [flags]              run the connector in the current folder (go run . debug)
+  debug --connector NAME     run a built-in connector: files, postgres, mysql
+                             (--help-connector prints its configuration)
   run --destination URL      sync the connector in the current folder into a production
                              destination, state kept there (go run . run)
   read, write, partitions, count, describe
@@ -85,6 +87,9 @@ func Main(args []string) int {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, sluiceUsage)
 		return 2
+	}
+	if code, ok := mainBuiltin(args); ok {
+		return code
 	}
 	switch args[0] {
 	case "debug", "run", "read", "write", "partitions", "count", "describe":

@@ -42,6 +42,13 @@ flags:
 // data), keeps no state file (the destination's state is the truth), and
 // speaks JSON lines.
 func runRun(c contract.Connector, args []string, stderr io.Writer) int {
+	return runRunWith(c, nil, args, stderr)
+}
+
+// runRunWith is runRun for a connector that knows more of its secrets than
+// their key names tell (a database URL in a form other than a URL).
+func runRunWith(c contract.Connector, secrets func(contract.Config) []string, args []string, stderr io.Writer) int {
+	tuneGC()
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -63,7 +70,7 @@ func runRun(c contract.Connector, args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r := &prodRun{c: c, stderr: stderr, start: time.Now(), verbose: *verbose, batchRows: *batchRows}
+	r := &prodRun{c: c, secrets: secrets, stderr: stderr, start: time.Now(), verbose: *verbose, batchRows: *batchRows}
 	r.out = newJSONLog(stderr, *verbose, &r.redact)
 	url := *destURL
 	if url == "" {
@@ -85,6 +92,7 @@ func runRun(c contract.Connector, args []string, stderr io.Writer) int {
 // prodRun is one `run`.
 type prodRun struct {
 	c         contract.Connector
+	secrets   func(contract.Config) []string
 	stderr    io.Writer
 	start     time.Time
 	verbose   bool
@@ -106,6 +114,9 @@ func (r *prodRun) run(ctx context.Context, url, configPath, schemaName string) e
 		return err
 	}
 	r.redact = newRedactor(cfg)
+	if r.secrets != nil {
+		r.redact.add(r.secrets(cfg)...)
+	}
 	r.redact.add(destinationSecret(url))
 	if schemaName == "" {
 		schemaName = r.c.Name
