@@ -20,6 +20,8 @@ import (
 	"github.com/sluicedata/sluice/destination"
 	"github.com/sluicedata/sluice/destination/duckdb"
 	"github.com/sluicedata/sluice/engine"
+	"github.com/sluicedata/sluice/internal/cli"
+	"github.com/sluicedata/sluice/internal/contract"
 )
 
 // Each benchmark iteration loads a fixed number of rows, so rows/s do not
@@ -608,4 +610,54 @@ func TestAppenderJoinsTransaction(t *testing.T) {
 			t.Errorf("query appender %v: %d rows inside the transaction, %d after rollback; want 5000, 0", query, inside, after)
 		}
 	}
+}
+
+// BenchmarkDatasetParts splits the dataset sync's CPU cost per row as
+// BenchmarkParts does: the connector's rows through the dataset runtime
+// alone, then the whole dataset connector into the engine over a
+// destination that keeps nothing. ns/op is per row.
+//
+//	go test ./bench -run '^$' -bench DatasetParts
+func BenchmarkDatasetParts(b *testing.B) {
+	ctx := context.Background()
+	b.Run("read", func(b *testing.B) {
+		h, err := contract.OpenDataset(genDataset{rows: int64(b.N)}, contract.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n int
+		parts, err := h.Partitions(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range parts {
+			if _, err := h.Read(ctx, contract.ReadOptions{Partition: p.ID}, func(contract.Row) error { n++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n != b.N {
+			b.Fatalf("read %d rows, want %d", n, b.N)
+		}
+	})
+	b.Run("read+engine", func(b *testing.B) {
+		conn := cli.DatasetConnector(genDataset{rows: int64(b.N)}, "", false)
+		tables, err := conn.Schema(ctx, contract.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := &nullDest{}
+		eng := engine.New(d, engine.Options{BatchRows: *flagBatch})
+		if err := eng.Start(ctx, tables, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := conn.Update(ctx, contract.Config{}, contract.State{}, eng); err != nil {
+			b.Fatal(err)
+		}
+		if err := eng.Finish(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if d.staged != b.N {
+			b.Fatalf("staged %d rows, want %d", d.staged, b.N)
+		}
+	})
 }

@@ -60,28 +60,16 @@ func DatasetConnector(d contract.Dataset, only string, incremental bool) contrac
 			if err != nil {
 				return err
 			}
-			dims := h.Info().Partitioning
-			// One map, sized once and refilled per row: the engine reads a
-			// row before Upsert returns, and adding keys to the
-			// connector's own map would grow it on every row.
-			out := make(map[string]any, 16)
+			fill := newDatasetRow(h.Info().Partitioning)
 			pending, dirty := 0, false // rows since the last checkpoint
 			for _, p := range parts {
 				if _, seen := counts[p.ID]; incremental && seen {
 					continue
 				}
 				var n int64
+				fill.partition(p)
 				_, err := h.Read(ctx, contract.ReadOptions{Partition: p.ID}, func(row contract.Row) error {
-					clear(out)
-					for k, v := range row {
-						out[k] = v
-					}
-					out[partitionColumn], out[rowColumn] = p.ID, n
-					for i, dim := range dims {
-						if _, ok := row[dim.Name]; !ok && !p.All() {
-							out[dim.Name] = p.Values[i]
-						}
-					}
+					out := fill.row(row, n)
 					n++
 					return ops.Upsert(name, out)
 				})
@@ -95,8 +83,8 @@ func DatasetConnector(d contract.Dataset, only string, incremental bool) contrac
 				}
 				counts[p.ID], dirty = n, true
 				// A checkpoint only ever falls between partitions, so each
-				// is replaced atomically; small partitions share one, as a
-				// commit costs DuckDB about as much as 50,000 rows.
+				// is replaced atomically; small partitions share one (see
+				// checkpointRows).
 				if pending += int(n); pending >= checkpointRows {
 					if err := ops.Checkpoint(map[string]any{"partitions": counts}); err != nil {
 						return err
@@ -131,8 +119,73 @@ func withDimensions(cols []contract.Column, dims contract.Partitioning) []contra
 }
 
 // checkpointRows is how many rows a dataset sync reads, at least, between
-// two checkpoints.
-const checkpointRows = 500_000
+// two checkpoints. A DuckDB commit costs the writer about as much as
+// 70,000 rows (0.15 to 0.2 CPU-seconds in profiles of a 1M-row sync), and
+// the writer is the slower side of a dataset sync: every 500,000 rows that
+// was 12-15 % of its work. A transaction this size stays within the sync's
+// memory_limit, a re-sync's deletes included (BENCHMARKS.md).
+const checkpointRows = 1_000_000
+
+// datasetRow builds the rows a dataset sync upserts: the connector's row
+// plus the partition id, the row's position in its partition, and the
+// partition's value for each dimension the row has no column for.
+//
+// It fills one map, sized once and reused for every row: the engine reads
+// a row before Upsert returns, and the connector's own map is not the
+// runtime's to change. Rows of one dataset usually have the same columns,
+// so a row overwrites the last one's values instead of clearing the map
+// first, which cost more than the copy; a key left from an earlier row
+// shows in the map's length, and the map is then cleared and filled again.
+type datasetRow struct {
+	out  map[string]any
+	dims contract.Partitioning
+	part contract.Partition
+	id   any // part.ID, boxed once per partition rather than per row
+}
+
+func newDatasetRow(dims contract.Partitioning) *datasetRow {
+	return &datasetRow{out: make(map[string]any, 16), dims: dims}
+}
+
+// partition sets the partition the next rows belong to.
+func (r *datasetRow) partition(p contract.Partition) { r.part, r.id = p, p.ID }
+
+// row returns the map to upsert for the connector's row at position n. It
+// is valid until the next call.
+func (r *datasetRow) row(row contract.Row, n int64) map[string]any {
+	if r.put(row, n) != len(r.out) {
+		clear(r.out)
+		r.put(row, n)
+	}
+	return r.out
+}
+
+// put writes row's values and the added ones into out, and returns how many
+// distinct keys it wrote. (Should a dimension be named _partition or _row,
+// the count is one too many, and row clears the map every time: slower,
+// still right.)
+func (r *datasetRow) put(row contract.Row, n int64) int {
+	for k, v := range row {
+		r.out[k] = v
+	}
+	keys := len(row) + 2
+	if _, ok := row[partitionColumn]; ok {
+		keys--
+	}
+	if _, ok := row[rowColumn]; ok {
+		keys--
+	}
+	r.out[partitionColumn], r.out[rowColumn] = r.id, n
+	if !r.part.All() {
+		for i, dim := range r.dims {
+			if _, ok := row[dim.Name]; !ok {
+				r.out[dim.Name] = r.part.Values[i]
+				keys++
+			}
+		}
+	}
+	return keys
+}
 
 // datasetPartitions lists what a sync reads: the one partition asked for,
 // the whole dataset when it is not partitioned, else every partition.

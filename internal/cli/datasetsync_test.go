@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,5 +114,94 @@ func TestDatasetDebug(t *testing.T) {
 	var leaked int
 	if err := db.QueryRow(`SELECT count(*) FROM shop._sluice_log WHERE message LIKE '%s3cr3t-code%'`).Scan(&leaked); err != nil || leaked != 0 {
 		t.Errorf("the secret is in _sluice_log %d times (%v)", leaked, err)
+	}
+}
+
+// Rows whose columns change from one row to the next get exactly their own
+// values: no value carries over from an earlier row (the sync reuses one
+// map), a dimension column the row has itself keeps the row's value, and
+// _row is the position whatever the row says. The connector's rows are
+// left as they were.
+func TestDatasetDebugRowsOfChangingShape(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("configuration.json", []byte(`{"login_code": "s3cr3t-code"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newShop()
+	s.parts["2024-03-01|FR"] = []contract.Row{
+		{"id": 1, "name": "Ada", "country": "XX"},
+		{"id": 2, "_row": 99},
+		{"id": 3, "name": "C", "_partition": "forged"},
+		{"id": 4, "name": "D"},
+	}
+	if code, out := debugShop(t, s); code != 0 {
+		t.Fatalf("debug: exit %d\n%s", code, out)
+	}
+	want := []string{
+		"2024-03-01|FR 0 1 Ada XX 2024-03-01 false",
+		"2024-03-01|FR 1 2 - FR 2024-03-01 false",
+		"2024-03-01|FR 2 3 C FR 2024-03-01 false",
+		"2024-03-01|FR 3 4 D FR 2024-03-01 false",
+		"2024-03-02|DE 0 3 - DE 2024-03-02 false",
+	}
+	if got := shopRows(t); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if r := s.parts["2024-03-01|FR"][1]; len(r) != 2 || r["_row"] != 99 {
+		t.Errorf("the connector's row changed: %v", r)
+	}
+}
+
+// datasetRow gives each row exactly its own columns and the added ones,
+// whatever the rows before it had, and never changes the connector's row.
+func TestDatasetRow(t *testing.T) {
+	dims := contract.Partitioning{{Name: "day", Period: contract.Day}, {Name: "country"}}
+	p, err := dims.Parse("2024-03-01|FR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := p.Values[0]
+	q, err := dims.Parse("2024-03-02|DE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newDatasetRow(dims)
+	steps := []struct {
+		part contract.Partition
+		in   contract.Row
+		want map[string]any
+	}{
+		{p, contract.Row{"id": 1, "name": "Ada"}, map[string]any{"id": 1, "name": "Ada", "_partition": "2024-03-01|FR", "_row": int64(0), "day": day, "country": "FR"}},
+		{p, contract.Row{"id": 2}, map[string]any{"id": 2, "_partition": "2024-03-01|FR", "_row": int64(1), "day": day, "country": "FR"}},
+		{p, contract.Row{"id": 3, "country": "XX"}, map[string]any{"id": 3, "_partition": "2024-03-01|FR", "_row": int64(2), "day": day, "country": "XX"}},
+		{p, contract.Row{"id": 4, "note": "n"}, map[string]any{"id": 4, "note": "n", "_partition": "2024-03-01|FR", "_row": int64(3), "day": day, "country": "FR"}},
+		{p, contract.Row{"_row": 99, "_partition": "forged"}, map[string]any{"_partition": "2024-03-01|FR", "_row": int64(4), "day": day, "country": "FR"}},
+		{q, contract.Row{"id": 5}, map[string]any{"id": 5, "_partition": "2024-03-02|DE", "_row": int64(0), "day": q.Values[0], "country": "DE"}},
+		{q, contract.Row{}, map[string]any{"_partition": "2024-03-02|DE", "_row": int64(1), "day": q.Values[0], "country": "DE"}},
+	}
+	n := int64(0)
+	for i, s := range steps {
+		if i > 0 && s.part.ID != steps[i-1].part.ID {
+			n = 0
+		}
+		if i == 0 || s.part.ID != steps[i-1].part.ID {
+			r.partition(s.part)
+		}
+		before := maps.Clone(s.in)
+		got := r.row(s.in, n)
+		n++
+		if !maps.Equal(got, s.want) {
+			t.Errorf("row %d: got %v, want %v", i, got, s.want)
+		}
+		if !maps.Equal(s.in, before) {
+			t.Errorf("row %d: the connector's row changed to %v", i, s.in)
+		}
+	}
+
+	// Without partitioning only the id (empty) and the position are added.
+	r = newDatasetRow(nil)
+	r.partition(contract.Partition{})
+	if got := r.row(contract.Row{"a": 1}, 7); !maps.Equal(got, map[string]any{"a": 1, "_partition": "", "_row": int64(7)}) {
+		t.Errorf("unpartitioned: %v", got)
 	}
 }

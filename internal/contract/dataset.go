@@ -596,6 +596,9 @@ func newTracker(declared []Column, strict bool, sample int) *tracker {
 
 func (t *tracker) observe(row Row) Row {
 	t.rows++
+	if t.onlyDeclared(row) {
+		return row
+	}
 	// The schema is closed once declared, or once the sample is read.
 	closed := t.declared > 0 || t.rows > t.sample
 	t.fresh = t.fresh[:0]
@@ -636,6 +639,25 @@ func (t *tracker) observe(row Row) Row {
 		t.dropped[k]++
 	}
 	return kept
+}
+
+// onlyDeclared reports whether every column of row is a declared one, the
+// usual case, in which observe has nothing to record, merge or drop. It
+// looks the declared names up in the row rather than the row's names up in
+// the index: a small map is scanned without hashing, and ranging over a map
+// costs more than over a slice. Schemas much wider than the row are left to
+// the full check, which then costs less.
+func (t *tracker) onlyDeclared(row Row) bool {
+	if t.declared == 0 || len(row) > t.declared || t.declared > 2*len(row)+8 {
+		return false
+	}
+	found := 0
+	for _, c := range t.cols[:t.declared] {
+		if _, ok := row[c.Name]; ok {
+			found++
+		}
+	}
+	return found == len(row)
 }
 
 func merge(c *Column, v any) {

@@ -475,3 +475,41 @@ func TestMissingCapabilities(t *testing.T) {
 		t.Errorf("append undeclared: %v", err)
 	}
 }
+
+// A row as wide as the declared schema, with one declared column missing
+// and an undeclared one in its place, is not taken for a declared row:
+// without a strict schema the new column is kept and added to the schema,
+// with one it is dropped and counted.
+func TestReadUndeclaredColumnInAFullWidthRow(t *testing.T) {
+	rows := func() []Row {
+		return []Row{
+			{"id": int64(1), "v": "a"},
+			{"id": int64(2), "late": true}, // as wide as the schema
+			{"id": int64(3), "v": "c"},
+			{"id": int64(4)},
+		}
+	}
+	d := &schemaRowsDS{rowsDS: rowsDS{info: DatasetInfo{Name: "r"}, rows: rows()}, schema: []Column{{Name: "id", Type: Long}, {Name: "v", Type: String}}}
+	got, res := readAll(t, open(t, d), ReadOptions{})
+	want := []Column{{Name: "id", Type: Long}, {Name: "v", Type: String}, {Name: "late", Type: Boolean}}
+	if len(got) != 4 || got[1]["late"] != true || !reflect.DeepEqual(res.Schema, want) || res.Dropped != nil {
+		t.Errorf("non-strict: rows %v, schema %v, dropped %v; want the late column kept and in %v", got, res.Schema, res.Dropped, want)
+	}
+
+	d = &schemaRowsDS{rowsDS: rowsDS{info: DatasetInfo{Name: "r", StrictSchema: true}, rows: rows()}, schema: d.schema}
+	got, res = readAll(t, open(t, d), ReadOptions{})
+	if len(got) != 4 || len(got[1]) != 1 || got[1]["id"] != int64(2) || !reflect.DeepEqual(res.Dropped, map[string]int64{"late": 1}) || len(res.Schema) != 2 {
+		t.Errorf("strict: rows %v, schema %v, dropped %v; want late dropped once", got, res.Schema, res.Dropped)
+	}
+	if d.rows[1]["late"] != true {
+		t.Errorf("strict: the connector's row changed: %v", d.rows[1])
+	}
+}
+
+// schemaRowsDS is rowsDS with a declared schema.
+type schemaRowsDS struct {
+	rowsDS
+	schema []Column
+}
+
+func (d *schemaRowsDS) ReadSchema(context.Context, Config) ([]Column, error) { return d.schema, nil }

@@ -6,6 +6,10 @@
 //	go build -o /tmp/loadrss ./bench/cmd/loadrss
 //	/usr/bin/time -f '%M KB peak RSS' /tmp/loadrss -mode sluice-keyed -rows 20000000
 //
+// A dataset connector's sync (16 partitions, as `sluice debug` runs it):
+//
+//	/usr/bin/time -f '%M KB peak RSS' /tmp/loadrss -mode sluice-dataset -rows 5000000
+//
 // Upsert modes need a populated file first:
 //
 //	/tmp/loadrss -mode populate -rows 1000000 -db /tmp/pop.db
@@ -32,7 +36,7 @@ import (
 
 func main() {
 	var (
-		mode     = flag.String("mode", "sluice-keyed", "sluice-keyed | sluice-hash | sluice-upsert | sluice-update | raw-keyed | raw-hash | raw-merge | populate")
+		mode     = flag.String("mode", "sluice-keyed", "sluice-keyed | sluice-hash | sluice-upsert | sluice-update | sluice-dataset | raw-keyed | raw-hash | raw-merge | populate")
 		rows     = flag.Int64("rows", 1_000_000, "rows to load (upsert modes: the populated row count; rows/2 are updated and rows/2 added)")
 		dbPath   = flag.String("db", "", "DuckDB file (default: a new file in a temporary folder, removed afterwards)")
 		batch    = flag.Int("batch-rows", 0, "engine.Options.BatchRows (0: the engine's default, 16384)")
@@ -93,6 +97,8 @@ func main() {
 		d, err = bench.SluiceUpsert(ctx, path, n, cfg)
 	case "sluice-update": // -rows updates into a populated -db
 		d, err = bench.SluiceUpdate(ctx, path, n, cfg)
+	case "sluice-dataset": // the dataset connector's own checkpoints; -checkpoint-every does not apply
+		d, err = bench.SluiceDataset(ctx, path, n, cfg)
 	case "raw-keyed":
 		d, err = bench.RawLoad(ctx, path, n, bench.Keyed, cfg)
 	case "raw-hash":
