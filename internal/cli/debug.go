@@ -218,10 +218,21 @@ func (r *run) run(ctx context.Context) error {
 	}
 
 	prog := startProgress(r.stderr, eng)
-	err = protect("Update", func() error {
-		return r.c.Update(ctx, cloneConfig(cfg), state, eng)
+	err = runUpdate(ctx, r.c, cfg, state, eng, prog.stop)
+	r.summary(eng, outcome(err))
+	return err
+}
+
+// runUpdate runs the connector's Update on the engine, calls done when it
+// returns, and ends the sync: Finish if all went well, else Abort, which
+// keeps the last checkpoint's data and state.
+func runUpdate(ctx context.Context, c contract.Connector, cfg contract.Config, state contract.State, eng *engine.Engine, done func()) error {
+	err := protect("Update", func() error {
+		return c.Update(ctx, cloneConfig(cfg), state, eng)
 	})
-	prog.stop()
+	if done != nil {
+		done()
+	}
 	if err == nil {
 		err = eng.Err() // an Update that swallowed an Ops error still failed
 	}
@@ -232,11 +243,15 @@ func (r *run) run(ctx context.Context) error {
 		if abortErr := eng.Abort(context.WithoutCancel(ctx)); abortErr != nil {
 			err = errors.Join(err, abortErr)
 		}
-		r.summary(eng, "failed")
-		return err
 	}
-	r.summary(eng, "success")
-	return nil
+	return err
+}
+
+func outcome(err error) string {
+	if err != nil {
+		return "failed"
+	}
+	return "success"
 }
 
 // protect runs a connector function, turning a panic into an error.

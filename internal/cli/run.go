@@ -187,24 +187,9 @@ func (r *prodRun) run(ctx context.Context, url, configPath, schemaName string) e
 	if err := eng.Start(ctx, declared, start); err != nil {
 		return err
 	}
-	err = protect("Update", func() error {
-		return r.c.Update(ctx, cloneConfig(cfg), state, eng)
-	})
-	if err == nil {
-		err = eng.Err() // an Update that swallowed an Ops error still failed
-	}
-	if err == nil {
-		err = eng.Finish(ctx)
-	}
-	if err != nil {
-		if abortErr := eng.Abort(context.WithoutCancel(ctx)); abortErr != nil {
-			err = errors.Join(err, abortErr)
-		}
-		r.summary(eng, "failed")
-		return err
-	}
-	r.summary(eng, "success")
-	return nil
+	err = runUpdate(ctx, r.c, cfg, state, eng, nil)
+	r.summary(eng, outcome(err))
+	return err
 }
 
 func stateText(b []byte) string {
