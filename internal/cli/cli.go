@@ -79,6 +79,12 @@ commands:
   sql "SELECT ..."           run a SQL query on the warehouse
   files ls|head|schema|upload|rm|store
                              file tables in a folder or S3 bucket (sluice files help)
+  serve [--addr A] [--data DIR] [--db URL] [--worker]
+                             run the server: scheduled syncs, REST API, web page (sluice serve -h)
+  serve keys create|list|revoke
+                             manage the server's API keys
+  deploy --server URL --api-key KEY --connection NAME --destination NAME [--configuration FILE]
+                             build the connector here and upload it to a server (sluice deploy -h)
   help                       show this
 `
 
