@@ -29,10 +29,10 @@
 // also has an SQLite driver (riversqlite), so the embedded store and the
 // production store run the same code. The module proxy here serves
 // riversqlite up to v0.49.0 only (v0.50+ fail to fetch), so every River
-// module is pinned at v0.49.0. Measured on this 2-core machine with the
-// test connector: a triggered sync starts 40 ms (SQLite) and 220 ms
-// (PostgreSQL) after the API call, and a whole run of a small sync takes
-// 0.4-0.5 s, most of it the connector program's start.
+// module is pinned at v0.49.0. What the server adds to a sync (the time
+// from the API call to the run's start and end, against the same program
+// run by hand) is measured by BenchmarkTriggerToRun; the figures are in
+// BENCHMARKS.md.
 //
 // What sluice adds to River, and why:
 //   - A periodic "schedule" job (leader only) queues the connections that

@@ -70,7 +70,7 @@ func testConfig(dir string) Config {
 
 // harness is a running server and an HTTP client for it.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	web  *httptest.Server
 	key  string
@@ -82,7 +82,7 @@ type harness struct {
 	rawUpload bool
 }
 
-func startServer(t *testing.T, cfg Config) *harness {
+func startServer(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, cfg: cfg}
 	h.start()

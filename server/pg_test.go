@@ -27,7 +27,7 @@ func pgURL(t *testing.T) string {
 // pgSchema makes a schema for one test's store and returns the store URL
 // (search_path set to it) and a way to run SQL. The schema and the
 // destination schemas named are dropped at the end.
-func pgSchema(t *testing.T, base string, dropAlso ...*string) string {
+func pgSchema(t testing.TB, base string, dropAlso ...*string) string {
 	t.Helper()
 	db, err := sql.Open("pgx", base)
 	if err != nil {
