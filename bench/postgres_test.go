@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ var (
 	flagPGRows  = flag.Int64("pg-rows", 200_000, "TestPostgresBenchReport: rows each run loads")
 	flagPGReps  = flag.Int("pg-reps", 3, "TestPostgresBenchReport: runs of each scenario; the median is reported")
 	flagPGBatch = flag.Int("pg-batch", 0, "engine.Options.BatchRows for the PostgreSQL runs (0: the engine's default)")
+	flagPGPair  = flag.String("pg-pair", "", "TestPostgresBenchReport: run only the pairs whose name contains this (\"initial\", \"upsert\")")
 )
 
 func pgURL(t *testing.T) string {
@@ -116,6 +118,9 @@ func TestPostgresBenchReport(t *testing.T) {
 		rows, reps, runtime.GOMAXPROCS(0), runtime.Version(), *flagPGBatch, loadavgPG())
 	fmt.Printf("%-20s %-30s %12s %-16s %12s %6s %-9s %s\n", "pair", "raw", "rows/s", "sluice", "rows/s", "ratio", "goal 0.80", "client cpu s raw/sluice")
 	for _, p := range pgPairs {
+		if !strings.Contains(p.name, *flagPGPair) {
+			continue
+		}
 		var raw, sdk, rawCPU, sdkCPU []float64
 		for i := 0; i < reps; i++ {
 			order := []pgScenario{p.raw, p.sdk}

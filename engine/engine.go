@@ -11,6 +11,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -708,11 +709,16 @@ func (e *Engine) stage(t *table) error {
 	j := writeJob{ctx: e.ctx, changes: changes}
 	if b != nil {
 		e.buffered -= b.Rows
-		t.handOff(e.w.free)
 		j.batches = []*destination.Batch{b}
 	}
 	t.markApplied()
+	cols, rows := len(t.batch.Values), t.batch.Rows
 	e.submit(j)
+	if b != nil {
+		// After submit, which waits for the writer to take the job
+		// before, so that the batch it wrote before that is free.
+		t.handOff(e.w.free, cols, rows)
+	}
 	return e.w.failed()
 }
 
@@ -786,36 +792,117 @@ const (
 	monoOff
 )
 
-// ascending reports whether a batch's full rows have one integer key that
-// rises from row to row (99 % of steps at least): a load in key order,
-// which needs no filter, only the largest key written.
+// ascending reports whether a batch's full rows have keys that rise from
+// row to row (99 % of steps at least): a load in key order, which needs no
+// filter, only the largest key written. A key of several columns, such as
+// the (_partition, _row) of a dataset sync, rises as a tuple (keyCompare).
 func ascending(b *destination.Batch) bool {
-	if len(b.Key) != 1 {
+	if len(b.Key) == 0 {
 		return false
 	}
-	var prev int64
+	prev := -1
 	steps, up := 0, 0
 	for r := 0; r < b.Rows; r++ {
 		if b.Set[r] != nil {
 			continue
 		}
-		k, ok := asInt64(b.Values[b.Key[0]][r])
-		if !ok {
-			return false
+		if prev < 0 {
+			if !orderedKey(b, r) {
+				return false
+			}
+		} else {
+			c, ok := keyCompare(b, r, prev)
+			if !ok {
+				return false
+			}
+			if c > 0 {
+				up++
+			}
 		}
-		if steps > 0 && k > prev {
-			up++
-		}
-		prev = k
+		prev = r
 		steps++
 	}
 	return steps > 1 && up*100 >= (steps-1)*99
 }
 
+// orderedKey reports whether row r's key values all have a type keyCompare
+// orders, in key columns of a type whose warehouse equality is that of the
+// canonical values (not JSON, say, which PostgreSQL compares as jsonb).
+func orderedKey(b *destination.Batch, r int) bool {
+	for _, c := range b.Key {
+		switch b.Columns[c].Type {
+		case contract.Short, contract.Int, contract.Long, contract.String,
+			contract.NaiveDate, contract.NaiveDateTime, contract.UTCDateTime:
+		default:
+			return false
+		}
+		switch b.Values[c][r].(type) {
+		case int64, string, time.Time:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// keyCompare compares the keys of rows r and s of a batch, column by
+// column. Tracking keys by their maximum needs an order in which two keys
+// are equal exactly when the warehouse holds them as one key: canonical
+// integers compare as numbers, strings bytewise (as the warehouses' VARCHAR
+// and TEXT equality does), times (cut to microseconds) by instant. Any
+// other type, or two types in one column, even one the comparison did not
+// need to reach, is not ordered (ok false), and the table falls back to
+// the key filter or to merging.
+func keyCompare(b *destination.Batch, r, s int) (c int, ok bool) {
+	for _, col := range b.Key {
+		d, ok := valueCompare(b.Values[col][r], b.Values[col][s])
+		if !ok {
+			return 0, false
+		}
+		if c == 0 {
+			c = d
+		}
+	}
+	return c, true
+}
+
+// maxCompare is keyCompare of row r against the largest key written.
+func (t *table) maxCompare(b *destination.Batch, r int) (c int, ok bool) {
+	for i, col := range b.Key {
+		d, ok := valueCompare(b.Values[col][r], t.monoMax[i])
+		if !ok {
+			return 0, false
+		}
+		if c == 0 {
+			c = d
+		}
+	}
+	return c, true
+}
+
+func valueCompare(a, b any) (int, bool) {
+	switch x := a.(type) {
+	case int64:
+		if y, ok := b.(int64); ok {
+			return cmp.Compare(x, y), true
+		}
+	case string:
+		if y, ok := b.(string); ok {
+			return strings.Compare(x, y), true
+		}
+	case time.Time:
+		if y, ok := b.(time.Time); ok {
+			return x.Compare(y), true
+		}
+	}
+	return 0, false
+}
+
 // markAscending marks fresh the full rows whose key is above every key
 // written to the table: none of those can be in it. Other full rows are
 // left for the destination to look up. Should the order break down (more
-// than 1 % of rows below the maximum), the table stops being tracked.
+// than 1 % of rows below the maximum), or a key value not be ordered, the
+// table stops being tracked: the rows marked so far are new all the same.
 func (t *table) markAscending(b *destination.Batch) {
 	b.Fresh = slices.Grow(b.Fresh[:0], b.Rows)[:b.Rows]
 	clear(b.Fresh)
@@ -823,14 +910,28 @@ func (t *table) markAscending(b *destination.Batch) {
 		if b.Set[r] != nil {
 			continue
 		}
-		k, ok := asInt64(b.Values[b.Key[0]][r])
-		if !ok {
-			t.keys, t.mono = nil, monoOff // rows marked so far are new all the same
-			return
+		above := t.monoRows == 0
+		if above {
+			if !orderedKey(b, r) {
+				t.keys, t.mono = nil, monoOff
+				return
+			}
+		} else {
+			c, ok := t.maxCompare(b, r)
+			if !ok {
+				t.keys, t.mono = nil, monoOff
+				return
+			}
+			above = c > 0
 		}
 		t.monoRows++
-		if t.monoRows == 1 || k > t.monoMax {
-			b.Fresh[r], t.monoMax = true, k
+		if above {
+			b.Fresh[r] = true
+			// The values, not the batch's arrays: those are reused.
+			t.monoMax = t.monoMax[:0]
+			for _, col := range b.Key {
+				t.monoMax = append(t.monoMax, b.Values[col][r])
+			}
 		} else {
 			t.monoLate++
 		}
@@ -867,12 +968,17 @@ func (e *Engine) submit(j writeJob) {
 // the batches still in memory) and the state to commit with it.
 func (e *Engine) commit(state []byte) error {
 	j := writeJob{ctx: e.ctx, state: state}
+	type shape struct {
+		t          *table
+		cols, rows int
+	}
+	var handed []shape
 	for _, t := range e.order {
 		j.changes = append(j.changes, t.pendingChanges()...)
 		if b := t.prepare(); b != nil {
 			j.batches = append(j.batches, b)
 			e.buffered -= b.Rows
-			t.handOff(e.w.free)
+			handed = append(handed, shape{t, len(b.Values), b.Rows})
 		}
 		t.markApplied()
 	}
@@ -881,6 +987,9 @@ func (e *Engine) commit(state []byte) error {
 	e.state = state
 	e.dirty = false
 	e.submit(j)
+	for _, h := range handed {
+		h.t.handOff(e.w.free, h.cols, h.rows)
+	}
 	return e.w.failed()
 }
 
@@ -909,7 +1018,7 @@ type table struct {
 	hashes []uint64
 	// mono: the keys are tracked by their maximum (see markAscending).
 	mono               int
-	monoMax            int64
+	monoMax            []any // the largest key written, by key column
 	monoRows, monoLate int64
 	scratch            []any // per-row buffers, reused
 	raw                []any
@@ -982,11 +1091,12 @@ func (t *table) resolveKey() {
 	}
 }
 
-// handOff gives the table's batch to the writer and starts a new one, in
-// the arrays of a batch the writer is done with when there is one: a load
-// then allocates its batch arrays a few times, not once per batch.
-func (t *table) handOff(free <-chan *destination.Batch) {
-	old := t.batch
+// handOff starts the table's next batch once its last one, of cols columns
+// and rows rows, went to the writer (which owns it from then on: it is not
+// read here). It takes the arrays of a batch the writer is done with when
+// there is one, so that a load allocates its batch arrays a few times, not
+// once per batch, and grows none row by row.
+func (t *table) handOff(free <-chan *destination.Batch, cols, rows int) {
 	var b *destination.Batch
 	select {
 	case b = <-free:
@@ -996,14 +1106,14 @@ func (t *table) handOff(free <-chan *destination.Batch) {
 	prev := b.Values
 	*b = destination.Batch{Table: t.name, Columns: b.Columns[:0], Set: b.Set[:0], Deleted: b.Deleted[:0], Fresh: b.Fresh[:0]}
 	clear(b.Set[:cap(b.Set)]) // drop the old partial-row masks
-	b.Values = make([][]any, len(old.Values))
+	b.Values = make([][]any, cols)
 	for i := range b.Values {
 		if i < len(prev) {
 			v := prev[i]
 			clear(v[:cap(v)]) // let the old values go
 			b.Values[i] = v[:0]
 		} else {
-			b.Values[i] = make([]any, 0, min(cap(old.Values[i]), 1024))
+			b.Values[i] = make([]any, 0, max(rows, 16))
 		}
 	}
 	t.batch = b

@@ -1,5 +1,7 @@
 package engine
 
+import "runtime"
+
 // keyFilter remembers, approximately, the keys the engine has written to a
 // table that was empty when the sync started. A key it has never seen
 // cannot be in the table, so the destination may insert that row without
@@ -11,6 +13,12 @@ package engine
 // in generations four times larger than the last, so a small table costs
 // little; when the next generation would pass the byte limit the filter
 // gives up, and from then on every row of its table is merged.
+//
+// The generations live outside the Go heap where the system allows it
+// (filterAlloc): the garbage collector lets the heap grow by GOGC percent of
+// what is live before it collects, and a filter that counted as live heap
+// would raise that peak by half its size at the sync's GOGC=50 (16 MiB at
+// 20M hash keys) for memory the collector never frees anyway.
 type keyFilter struct {
 	gens  [][]filterBlock
 	cap   int // keys the newest generation takes
@@ -18,6 +26,7 @@ type keyFilter struct {
 	limit int // bytes all generations may take
 	bytes int
 	full  bool
+	maps  *filterMaps // the generations' memory, where it is mapped (filterAlloc)
 }
 
 type filterBlock [8]uint32
@@ -63,7 +72,20 @@ func (f *keyFilter) mayContain(h uint64) bool {
 			return true
 		}
 	}
+	// The generations may be memory the collector does not see: f must
+	// stay reachable, so that its cleanup does not free them, while b
+	// points into them.
+	runtime.KeepAlive(f)
 	return false
+}
+
+// giveUp makes the filter full: from then on it knows nothing, and its
+// memory goes back at once rather than when the sync ends.
+func (f *keyFilter) giveUp() {
+	f.full, f.gens = true, nil
+	if f.maps != nil {
+		f.maps.release()
+	}
 }
 
 // add records h. It returns false, and the filter is useless from then on,
@@ -84,10 +106,17 @@ func (f *keyFilter) add(h uint64) bool {
 			blocks = f.limit / 32
 		}
 		if blocks == 0 || f.bytes+blocks*32 > f.limit {
-			f.full, f.gens = true, nil
+			f.giveUp()
 			return false
 		}
-		f.gens = append(f.gens, make([]filterBlock, blocks))
+		g, err := filterAlloc(f, blocks)
+		if err != nil {
+			// Without memory for the filter every later row is merged:
+			// slower, and still exact.
+			f.giveUp()
+			return false
+		}
+		f.gens = append(f.gens, g)
 		f.bytes += blocks * 32
 		f.cap, f.n = blocks*perBlock, 0
 	}
@@ -97,5 +126,6 @@ func (f *keyFilter) add(h uint64) bool {
 		b[i] |= 1 << ((lo * s) >> 27)
 	}
 	f.n++
+	runtime.KeepAlive(f) // see mayContain
 	return true
 }

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"encoding/binary"
 	"hash/maphash"
+	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -55,4 +59,108 @@ func TestKeyFilter(t *testing.T) {
 	if !small.mayContain(h(10_000_000)) {
 		t.Error("a full filter must say every key may be present, or a later key would look new")
 	}
+}
+
+// The filter's generations stay out of the Go heap, so that they do not
+// raise the collector's target (see keyFilter), and are given back to the
+// system once the filter is dropped.
+func TestKeyFilterOutsideGoHeap(t *testing.T) {
+	if !filterOffHeap {
+		t.Skip("this system's filters live in the Go heap")
+	}
+	seed := maphash.MakeSeed()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f := newKeyFilter(32 << 20)
+	const n = 6_000_000 // past the first four generations: 31.6 MB in all
+	var b [8]byte
+	for i := range n {
+		binary.LittleEndian.PutUint64(b[:], uint64(i))
+		if !f.add(maphash.Bytes(seed, b[:])) {
+			t.Fatalf("filter full after %d keys", i)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if f.bytes < 30<<20 {
+		t.Fatalf("the filter took %d bytes for %d keys, want over 30 MiB", f.bytes, n)
+	}
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 4<<20 {
+		t.Errorf("the Go heap grew by %d bytes for a filter of %d", grown, f.bytes)
+	}
+	for i := range n {
+		binary.LittleEndian.PutUint64(b[:], uint64(i))
+		if !f.mayContain(maphash.Bytes(seed, b[:])) {
+			t.Fatalf("key %d added but not found", i)
+		}
+	}
+	runtime.KeepAlive(f)
+
+	if runtime.GOOS != "linux" {
+		return // the mapped size is read from /proc
+	}
+	// 64 dropped filters of 64 MiB each: 4 GiB of address space if their
+	// mappings were never released.
+	start := vmSize(t)
+	for range 64 {
+		g := &keyFilter{}
+		if _, err := filterAlloc(g, 2<<20); err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+	}
+	// Cleanups run on their own goroutine after a collection.
+	for i := 0; i < 100 && vmSize(t)-start > 1<<30; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	if grown := vmSize(t) - start; grown > 1<<30 {
+		t.Errorf("dropped filters still mapped: the address space grew by %d MiB", grown>>20)
+	}
+}
+
+// vmSize is the process's mapped address space, in bytes.
+func vmSize(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmSize:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmSize in /proc/self/status")
+	return 0
+}
+
+// TestKeyFilterGiveUpReleases: a filter that passes its limit gives its
+// mapped memory back at once, while the filter (and its sync) lives on.
+func TestKeyFilterGiveUpReleases(t *testing.T) {
+	if !filterOffHeap || runtime.GOOS != "linux" {
+		t.Skip("mapped filters are measured through /proc on Linux")
+	}
+	f := newKeyFilter(64 << 20)
+	start := vmSize(t)
+	var b [8]byte
+	seed := maphash.MakeSeed()
+	i := 0
+	for ; f.add(maphash.Bytes(seed, binary.LittleEndian.AppendUint64(b[:0], uint64(i)))); i++ {
+	}
+	if !f.full || f.maps == nil || len(f.maps.mems) != 0 {
+		t.Fatalf("after %d keys: full %v, mappings %+v", i, f.full, f.maps)
+	}
+	if grown := vmSize(t) - start; grown > 8<<20 {
+		t.Errorf("a full filter still maps %d MiB", grown>>20)
+	}
+	if !f.mayContain(1) {
+		t.Error("a full filter must say a key may be there")
+	}
+	runtime.KeepAlive(f)
 }

@@ -190,6 +190,12 @@ func openParquetFile(r io.ReaderAt, size int64, name string, withFile bool) (pf 
 	// between the columns bounds their sum.
 	buf := parquetColumnBuffers / max(plan.leaves, 1)
 	buf = min(max(buf, parquetMinColumnBuf), parquetMaxColumnBuf)
+	if maxRowGroupSpan(md) <= parquetPrefetchMax {
+		// Every row group is read whole into memory first, so the column
+		// buffers only copy from it: large ones would double the memory
+		// (8 MiB of 1 MiB buffers for an 8-column file) for nothing.
+		buf = parquetMinColumnBuf
+	}
 	f, err := parquet.OpenFile(src, size,
 		parquet.SkipMagicBytes(true), // the footer's magic is checked above; the head's would cost a read
 		parquet.SkipPageIndex(true),
@@ -261,6 +267,16 @@ func rowGroupSpan(rg *format.RowGroup) (lo, hi int64) {
 		return 0, 0
 	}
 	return lo, hi
+}
+
+// maxRowGroupSpan is the largest byte range a row group's chunks cover.
+func maxRowGroupSpan(md *format.FileMetaData) int64 {
+	var m int64
+	for i := range md.RowGroups {
+		lo, hi := rowGroupSpan(&md.RowGroups[i])
+		m = max(m, hi-lo)
+	}
+	return m
 }
 
 func rowGroupBytes(rg *format.RowGroup) int64 {

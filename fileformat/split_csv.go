@@ -12,6 +12,10 @@ import (
 // run at disk speed, small enough not to matter.
 const splitBuffer = 1 << 20
 
+// measureStep is how much input goes to a part between two calls of
+// SplitOptions.Measure: a part passes PartSize by at most this much input.
+const measureStep = 64 << 10
+
 // SplitOptions tune SplitCSV.
 type SplitOptions struct {
 	// PartSize is the size a part reaches before the next record boundary
@@ -26,6 +30,13 @@ type SplitOptions struct {
 	// NoHeader says that the first record is data. Parts then start with
 	// Header if given, and with nothing otherwise.
 	NoHeader bool
+	// Measure, when set, gives the size of the part being written in place
+	// of the bytes written to it: for parts compressed as they are written,
+	// the compressed bytes so far. The input then goes to the part in steps
+	// of 64 KiB until Measure reaches PartSize, so a part may pass PartSize
+	// by what one step adds to it (and what a compressor holds back), plus
+	// one record.
+	Measure func() int64
 }
 
 // SplitCSV copies a CSV file into parts numbered from 1, each opened by
@@ -57,7 +68,7 @@ func SplitCSV(ctx context.Context, r io.Reader, opts SplitOptions, next func(par
 	if d == q || d == '\n' || d == '\r' || q == '\n' || q == '\r' {
 		return 0, fmt.Errorf("split CSV: delimiter %q and quote %q must differ, and neither may be a line end", rune(d), rune(q))
 	}
-	s := &splitter{ctx: ctx, r: r, next: next, partSize: opts.PartSize, buf: make([]byte, splitBuffer)}
+	s := &splitter{what: "split CSV", ctx: ctx, r: r, next: next, partSize: opts.PartSize, measure: opts.Measure, buf: make([]byte, splitBuffer)}
 	s.scan = quoteScan{delim: d, quote: q, prev: '\n'}
 	if err := s.split(opts); err != nil {
 		return s.part, err
@@ -66,10 +77,12 @@ func SplitCSV(ctx context.Context, r io.Reader, opts SplitOptions, next func(par
 }
 
 type splitter struct {
+	what     string // for errors: "split CSV"
 	ctx      context.Context
 	r        io.Reader
 	next     func(int) (io.WriteCloser, error)
 	partSize int64
+	measure  func() int64
 	buf      []byte
 	n        int // bytes in buf
 	eof      bool
@@ -87,7 +100,7 @@ type splitter struct {
 // fill reads the next chunk of input into buf.
 func (s *splitter) fill() error {
 	if err := s.ctx.Err(); err != nil {
-		return fmt.Errorf("split CSV: stopped after %d bytes: %w", s.read, err)
+		return fmt.Errorf("%s: stopped after %d bytes: %w", s.what, s.read, err)
 	}
 	s.n = 0
 	for s.n == 0 && !s.eof {
@@ -97,7 +110,7 @@ func (s *splitter) fill() error {
 		if err == io.EOF {
 			s.eof = true
 		} else if err != nil {
-			return fmt.Errorf("split CSV: reading after %d bytes: %w", s.read, err)
+			return fmt.Errorf("%s: reading after %d bytes: %w", s.what, s.read, err)
 		}
 	}
 	return nil
@@ -170,8 +183,11 @@ func (s *splitter) split(opts SplitOptions) error {
 					return err
 				}
 			}
-			if s.size < s.partSize {
-				lim := min(s.n, p+int(min(s.partSize-s.size, int64(s.n-p))))
+			if sz := s.partBytes(); sz < s.partSize {
+				lim := min(s.n, p+measureStep)
+				if s.measure == nil {
+					lim = min(s.n, p+int(min(s.partSize-sz, int64(s.n-p))))
+				}
 				s.scan.scan(s.buf[p:lim], false)
 				if err := s.writeBody(s.buf[p:lim]); err != nil {
 					return err
@@ -221,14 +237,22 @@ func (s *splitter) split(opts SplitOptions) error {
 	return nil
 }
 
+// partBytes is the current part's size as PartSize counts it.
+func (s *splitter) partBytes() int64 {
+	if s.measure != nil {
+		return s.measure()
+	}
+	return s.size
+}
+
 func (s *splitter) open() error {
 	s.part++
 	w, err := s.next(s.part)
 	if err != nil {
-		return fmt.Errorf("split CSV: opening part %d: %w", s.part, err)
+		return fmt.Errorf("%s: opening part %d: %w", s.what, s.part, err)
 	}
 	if w == nil {
-		return fmt.Errorf("split CSV: opening part %d: next returned no writer", s.part)
+		return fmt.Errorf("%s: opening part %d: next returned no writer", s.what, s.part)
 	}
 	s.w, s.size, s.body = w, 0, 0
 	if err := s.write(s.header); err != nil {
@@ -255,7 +279,7 @@ func (s *splitter) write(b []byte) error {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
-		return fmt.Errorf("split CSV: writing part %d: %w", s.part, err)
+		return fmt.Errorf("%s: writing part %d: %w", s.what, s.part, err)
 	}
 	return nil
 }
@@ -264,7 +288,7 @@ func (s *splitter) close() error {
 	w := s.w
 	s.w = nil
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("split CSV: closing part %d: %w", s.part, err)
+		return fmt.Errorf("%s: closing part %d: %w", s.what, s.part, err)
 	}
 	return nil
 }

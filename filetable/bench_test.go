@@ -2,12 +2,12 @@ package filetable
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,16 +22,20 @@ import (
 // $SLUICE_BENCH_CSV_MB) into 100 MiB parts in a local store, and copies
 // the same file to the same disk in the same run for comparison:
 //
-//	go test -run '^$' -bench UploadSplitCSV -benchtime 3x ./filetable/
+//	SLUICE_BENCH_CSV_MB=2048 go test -run '^$' -bench UploadSplitCSV -benchtime 5x ./filetable/
 //
-// It reports the split's MB/s (the benchmark's own), a plain copy's
-// through a 1 MiB buffer as any program that looks at the bytes does
-// (copy-MB/s), their ratio (split/copy), a kernel copy's (copy_file_range,
-// as cp does: kcopy-MB/s), the Go heap's peak during the split
-// (peak-heap-MB, sampled every 5 ms), the process's peak RSS, and the CPU
-// time (user and system) of the userspace copy and of the split: on a
-// virtual disk whose fsync speed varies twofold from run to run, the CPU
-// time is the steadier measure of what splitting adds.
+// Each iteration times a plain copy through a 1 MiB buffer, as any program
+// that looks at the bytes does (copy-MB/s), a kernel copy (copy_file_range,
+// as cp does: kcopy-MB/s) and the split, in an order that rotates from one
+// iteration to the next so that none always follows the same work. The
+// virtual disks this runs on vary twofold and more from one write to the
+// next, so the figures are medians over the iterations, and split/copy is
+// the median of each iteration's ratio. The CPU times are user and system
+// time (-cpu-ms) and user time alone (-user-ms): system time includes the
+// kernel's share of writing back, which varies with the disk; user time is
+// what splitting adds (scanning for quotes and line ends). Memory: the Go
+// heap's peak during the splits (peak-heap-MB, sampled every 5 ms) and the
+// process's peak RSS.
 func BenchmarkUploadSplitCSV(b *testing.B) {
 	mb := 300
 	if s := os.Getenv("SLUICE_BENCH_CSV_MB"); s != "" {
@@ -55,64 +59,95 @@ func BenchmarkUploadSplitCSV(b *testing.B) {
 	splitThreshold = 0 // split whatever the size
 	b.Cleanup(func() { splitThreshold = th })
 
-	var copyTime, kcopyTime, splitTime, copyCPU, splitCPU time.Duration
-	var peak atomic.Uint64
-	b.SetBytes(size)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
+	// step is one timed run: its wall time, CPU time and user CPU time.
+	type step struct{ wall, cpu, user []time.Duration }
+	var cp, kcp, sp step
+	timed := func(s *step, f func()) {
 		// Each timed step starts with no dirty pages of another's
 		// writing to flush.
-		dst := filepath.Join(dir, "copy.csv")
-		syscall.Sync()
-		t0, c0 := time.Now(), cpuTime()
-		plainCopy(b, src, dst, false)
-		copyTime += time.Since(t0)
-		copyCPU += cpuTime() - c0
-		os.Remove(dst)
-		syscall.Sync()
-		t0 = time.Now()
-		plainCopy(b, src, dst, true)
-		kcopyTime += time.Since(t0)
-		os.Remove(dst)
-		// The previous iteration's table goes too, so that the upload
-		// frees no blocks while timed (the copies freed none either).
-		if _, err := Remove(b.Context(), st, "big"); err != nil && !errors.Is(err, ErrNotFound) {
-			b.Fatal(err)
-		}
 		syscall.Sync()
 		runtime.GC()
-		stop := sampleHeap(&peak)
-		b.StartTimer()
-
-		t0, c0 = time.Now(), cpuTime()
-		res, err := Upload(b.Context(), st, "big", src, UploadOptions{PartitionSizeMB: 100})
-		if err != nil {
-			b.Fatal(err)
+		t0, c0, u0 := time.Now(), cpuTime(), userTime()
+		f()
+		s.wall = append(s.wall, time.Since(t0))
+		s.cpu = append(s.cpu, cpuTime()-c0)
+		s.user = append(s.user, userTime()-u0)
+	}
+	dst := filepath.Join(dir, "copy.csv")
+	var peak atomic.Uint64
+	steps := []func(){
+		func() {
+			timed(&cp, func() { plainCopy(b, src, dst, false) })
+			os.Remove(dst)
+		},
+		func() {
+			timed(&kcp, func() { plainCopy(b, src, dst, true) })
+			os.Remove(dst)
+		},
+		func() {
+			stop := sampleHeap(&peak)
+			var res UploadResult
+			timed(&sp, func() {
+				var err error
+				if res, err = Upload(b.Context(), st, "big", src, UploadOptions{PartitionSizeMB: 100}); err != nil {
+					b.Fatal(err)
+				}
+			})
+			stop()
+			if len(res.Keys) < 2 {
+				b.Fatalf("%d parts", len(res.Keys))
+			}
+			// The table goes before the next step, so that no timed
+			// step frees blocks (the copies free none either).
+			if _, err := Remove(b.Context(), st, "big"); err != nil {
+				b.Fatal(err)
+			}
+		},
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range steps {
+			steps[(i+j)%len(steps)]()
 		}
-		splitTime += time.Since(t0)
-		splitCPU += cpuTime() - c0
-		b.StopTimer()
-		stop()
-		if len(res.Keys) < 2 {
-			b.Fatalf("%d parts", len(res.Keys))
-		}
-		b.StartTimer()
 	}
 	b.StopTimer()
-	n := float64(b.N)
-	copyMBs := float64(size) / 1e6 / (copyTime.Seconds() / n)
-	splitMBs := float64(size) / 1e6 / (splitTime.Seconds() / n)
-	b.ReportMetric(copyMBs, "copy-MB/s")
-	b.ReportMetric(float64(size)/1e6/(kcopyTime.Seconds()/n), "kcopy-MB/s")
-	b.ReportMetric(splitMBs/copyMBs, "split/copy")
-	b.ReportMetric(copyCPU.Seconds()/n*1000, "copy-cpu-ms")
-	b.ReportMetric(splitCPU.Seconds()/n*1000, "split-cpu-ms")
+	rate := func(d time.Duration) float64 { return float64(size) / 1e6 / d.Seconds() }
+	ratios := make([]time.Duration, len(sp.wall))
+	for i := range sp.wall {
+		// As a Duration only to share median: copy time over split time.
+		ratios[i] = time.Duration(float64(time.Second) * cp.wall[i].Seconds() / sp.wall[i].Seconds())
+	}
+	b.ReportMetric(rate(median(sp.wall)), "split-MB/s")
+	b.ReportMetric(rate(median(cp.wall)), "copy-MB/s")
+	b.ReportMetric(rate(median(kcp.wall)), "kcopy-MB/s")
+	b.ReportMetric(median(ratios).Seconds(), "split/copy")
+	b.ReportMetric(ms(median(cp.cpu)), "copy-cpu-ms")
+	b.ReportMetric(ms(median(sp.cpu)), "split-cpu-ms")
+	b.ReportMetric(ms(median(cp.user)), "copy-user-ms")
+	b.ReportMetric(ms(median(sp.user)), "split-user-ms")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MB")
 	}
+	b.Logf("%.0f MB; MB/s per iteration: copy %v, kcopy %v, split %v", float64(size)/1e6, rates(size, cp.wall), rates(size, kcp.wall), rates(size, sp.wall))
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return d.Seconds() * 1000 }
+
+func rates(size int64, d []time.Duration) []int {
+	r := make([]int, len(d))
+	for i, v := range d {
+		r[i] = int(float64(size) / 1e6 / v.Seconds())
+	}
+	return r
 }
 
 // genBenchCSV writes about size bytes of CSV, with a quoted multi-line
@@ -200,6 +235,15 @@ func sampleHeap(peak *atomic.Uint64) func() {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// userTime is the process's user CPU time so far.
+func userTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano())
 }
 
 // cpuTime is the process's user and system CPU time so far.

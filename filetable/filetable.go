@@ -55,12 +55,15 @@
 //
 // # Upload
 //
-// Upload writes a local CSV or Parquet file as a table. A file of 1 GiB or
-// more is split into parts of about UploadOptions.PartitionSizeMB (CSV at
-// record boundaries with the header repeated, Parquet at row-group
-// boundaries) named NAME/part-00001.csv and so on; a smaller one is the
-// single object NAME.csv or NAME.parquet. Column names that are not plain
-// identifiers are cleaned (fileformat.CleanNames) and the renames returned.
+// Upload writes a local CSV, Parquet or JSON Lines file (the text formats
+// also gzipped: .csv.gz, .jsonl.gz) as a table. A file of 1 GiB or more
+// (compressed) is split into parts of about UploadOptions.PartitionSizeMB
+// (CSV at record boundaries with the header repeated, JSON Lines at line
+// ends, Parquet at row-group boundaries; gzipped parts each one gzip file)
+// named NAME/part-00001.csv and so on; a smaller one is the single object
+// NAME.csv, NAME.csv.gz, NAME.parquet etc. CSV and Parquet column names that
+// are not plain identifiers are cleaned (fileformat.CleanNames) and the
+// renames returned.
 //
 //	res, err := filetable.Upload(ctx, store, "events", "/data/events.csv", filetable.UploadOptions{})
 //	for _, r := range res.Renamed { fmt.Println(r.From, "->", r.To) }

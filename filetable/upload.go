@@ -75,20 +75,30 @@ type UploadResult struct {
 	Removed []string
 }
 
-// Upload uploads the local CSV (.csv, .tsv) or Parquet file at localPath
-// as table name of st, replacing the table of that name if there is one
-// (whatever its shape: a file of another format, or a folder, whose every
-// object is removed). See the package documentation for splitting, name
-// cleaning and how a reader never sees half a table.
+// Upload uploads the local CSV (.csv, .tsv), Parquet (.parquet) or JSON
+// Lines (.jsonl, .ndjson) file at localPath, the text formats also
+// gzip-compressed (.csv.gz etc.), as table name of st, replacing the table
+// of that name if there is one (whatever its shape: a file of another
+// format, or a folder, whose every object is removed). See the package
+// documentation for splitting, name cleaning and how a reader never sees
+// half a table.
 //
-// The file's extension must match its content. For CSV, the delimiter,
-// quoting and header are sniffed from the first rows, which must parse;
-// the rest of the file is copied without being parsed (a record that
-// would not parse is found when the table is read).
+// The file's extension must match its content (for a gzipped file, the
+// content once decompressed too). For CSV, the delimiter, quoting and
+// header are sniffed from the first rows, which must parse; for JSON
+// Lines, the first lines must be JSON objects; the rest of the file is
+// copied without being parsed (a record that would not parse is found
+// when the table is read). A gzipped file is decompressed as it is copied,
+// so a damaged or truncated one is refused; split, its parts are
+// compressed again (gzip's fastest level), each a whole gzip file cut at a
+// record boundary, and the partition size counts their compressed bytes.
+// JSON Lines keys are kept as they are: cleaning them would mean rewriting
+// every line.
 //
-// Memory is the splitter's buffer (1 MiB for CSV, 8 MiB for Parquet, or a
-// re-chunked row group's pages) plus what the store's writer buffers (on S3
-// two multipart parts), whatever the file's size.
+// Memory is the splitter's buffer (1 MiB for CSV and JSON Lines, 8 MiB for
+// Parquet, or a re-chunked row group's pages), for gzip a decompressor's
+// and a compressor's state (about 1 MiB), plus what the store's writer
+// buffers (on S3 two multipart parts), whatever the file's size.
 func Upload(ctx context.Context, st filestore.Store, name, localPath string, opts UploadOptions) (UploadResult, error) {
 	res, err := upload(ctx, st, name, localPath, opts)
 	if err != nil {
@@ -119,7 +129,7 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 		return res, err
 	}
 	if !info.Mode().IsRegular() {
-		return res, errors.New("not a regular file: upload takes a CSV or Parquet file")
+		return res, errors.New("not a regular file: upload takes a CSV, Parquet or JSON Lines file")
 	}
 	size := info.Size()
 	res.Bytes = size
@@ -132,11 +142,8 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 	if err != nil {
 		return res, err
 	}
-	if gzipped || format == fileformat.JSONL {
-		return res, fmt.Errorf("upload takes CSV (.csv, .tsv) or Parquet (.parquet) files, not %s: %s", filepath.Base(localPath), uploadHint(gzipped))
-	}
 	res.Format = format
-	ext := strings.ToLower(filepath.Ext(localPath))
+	ext := uploadExt(localPath, gzipped)
 	split := size >= splitThreshold
 	if split && opts.NoAutoPartition {
 		return res, fmt.Errorf("the file is %s, and files of %s or more are split into parts, which --no-auto-partition (UploadOptions.NoAutoPartition) turns off: allow splitting, or split the file yourself", sizeText(size), sizeText(splitThreshold))
@@ -145,7 +152,8 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 
 	var csvInfo fileformat.CSVInfo
 	var names []string
-	if format == fileformat.CSV {
+	switch format {
+	case fileformat.CSV:
 		csvInfo, err = sniffCSV(f, localPath, size)
 		if err != nil {
 			return res, err
@@ -153,7 +161,11 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 		if csvInfo.Header {
 			names = csvInfo.Names
 		}
-	} else {
+	case fileformat.JSONL:
+		if err := sniffJSONL(f, localPath, size); err != nil {
+			return res, err
+		}
+	default:
 		meta, err := fileformat.ParquetInfo(f, size, localPath)
 		if err != nil {
 			return res, err
@@ -182,8 +194,12 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 		return res, err
 	}
 	stage := keyJoin(stagingDir, name, id)
+	// A gzipped file that needs no change goes up as it is; otherwise it
+	// is decompressed, and its parts compressed again.
+	recompress := gzipped && (split || clean != nil)
 	var staged, final []string
 	var cur *partWriter
+	var curGz *gzipPart
 	next := func(part int) (io.WriteCloser, error) {
 		base := name + ext
 		if split {
@@ -201,7 +217,11 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 			final = append(final, base)
 		}
 		cur = &partWriter{Writer: w}
-		return cur, nil
+		if !recompress {
+			return cur, nil
+		}
+		curGz = newGzipPart(cur)
+		return curGz, nil
 	}
 	prog := &progress{total: size, fn: opts.Progress}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -211,18 +231,38 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 	if split {
 		partSize = int64(mb) * bytesPerMB
 	}
+	var in io.Reader = &countingReader{r: f, p: prog}
+	if recompress {
+		// The splitters read to the end of the decompressed data, which
+		// the decompressor gives only once the whole file checked out.
+		if in, err = newGzipReader(in); err != nil {
+			return res, err
+		}
+	}
+	var measure func() int64
+	if recompress {
+		// The partition size counts what the store gets.
+		measure = func() int64 { return curGz.n }
+	}
 	switch {
+	case !split && clean == nil && gzipped:
+		// The compressed bytes as they are, decompressed on the side so
+		// that a damaged file is refused.
+		err = copyWholeChecked(ctx, next, in)
 	case !split && clean == nil:
 		// Nothing to change: the bytes as they are.
-		err = copyWhole(ctx, next, &countingReader{r: f, p: prog})
+		err = copyWhole(ctx, next, in)
 	case format == fileformat.CSV:
-		_, err = fileformat.SplitCSV(ctx, &countingReader{r: f, p: prog}, fileformat.SplitOptions{
+		_, err = fileformat.SplitCSV(ctx, in, fileformat.SplitOptions{
 			PartSize:  partSize,
 			Delimiter: csvInfo.Delimiter,
 			Quote:     csvInfo.Quote,
 			Header:    clean,
 			NoHeader:  !csvInfo.Header,
+			Measure:   measure,
 		}, next)
+	case format == fileformat.JSONL:
+		_, err = fileformat.SplitLines(ctx, in, fileformat.SplitOptions{PartSize: partSize, Measure: measure}, next)
 	default:
 		_, err = fileformat.SplitParquet(ctx, &countingReaderAt{r: f, p: prog}, size, fileformat.ParquetSplitOptions{
 			PartSize: partSize,
@@ -255,11 +295,15 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 	return res, nil
 }
 
-func uploadHint(gzipped bool) string {
-	if gzipped {
-		return "decompress it first (gunzip)"
+// uploadExt is the extension the table's objects get: the local file's,
+// lower case, with .gz kept (".csv.gz").
+func uploadExt(localPath string, gzipped bool) string {
+	base := strings.ToLower(filepath.Base(localPath))
+	if !gzipped {
+		return filepath.Ext(base)
 	}
-	return "JSON Lines files can be put in the store as they are"
+	stem := strings.TrimSuffix(base, ".gz")
+	return filepath.Ext(stem) + ".gz"
 }
 
 // checkUploadName refuses a name that would not read back as the table
@@ -293,6 +337,22 @@ func sniffCSV(f *os.File, localPath string, size int64) (fileformat.CSVInfo, err
 		return fileformat.CSVInfo{}, fmt.Errorf("%s: read as CSV, but the reader tells no CSV details (%T)", localPath, rows)
 	}
 	return cr.Info(), nil
+}
+
+// sniffJSONL reads the first lines of a JSON Lines file (gzipped or not),
+// the reader's type sample, which must be JSON objects.
+func sniffJSONL(f *os.File, localPath string, size int64) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	rows, err := fileformat.Open(localPath, sizedFile{f, size}, fileformat.Options{})
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for n := 0; n < fileformat.DefaultSampleRows && rows.Next(); n++ {
+	}
+	return rows.Err()
 }
 
 type sizedFile struct {

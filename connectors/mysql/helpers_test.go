@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
@@ -70,25 +69,6 @@ func (f *fixture) cfg(kv ...string) contract.Config {
 // dest is a table's warehouse name: database_table, as the test's database
 // is not the URL's.
 func (f *fixture) dest(table string) string { return f.dbn + "_" + table }
-
-func want(t *testing.T, what string, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Errorf("%s:\n got: %s\nwant: %s", what, strings.Join(got, "\n      "), strings.Join(want, "\n      "))
-	}
-}
-
-func wantErr(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("want an error containing %q, got none", parts)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not contain %q", err, p)
-		}
-	}
-}
 
 var conn = mysql.Connector()
 

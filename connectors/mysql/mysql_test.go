@@ -36,7 +36,7 @@ func TestTypes(t *testing.T) {
 	)
 	w := srctest.New(t)
 	sync(t, w, f.cfg())
-	want(t, "types", w.Types(f.dest("types")), []string{
+	srctest.Want(t, "types", w.Types(f.dest("types")), []string{
 		"id INTEGER", "flag BOOLEAN", "ti SMALLINT", "tiu SMALLINT", "si SMALLINT", "siu INTEGER", "mi INTEGER", "i INTEGER", "iu BIGINT",
 		"bi BIGINT", "biu DECIMAL(20,0)", "b1 BOOLEAN", "b9 BIGINT",
 		"fl FLOAT", "db DOUBLE", "dc DECIMAL(10,2)", "dbig VARCHAR",
@@ -45,7 +45,7 @@ func TestTypes(t *testing.T) {
 		"bn BLOB", "vb BLOB", "bl BLOB", "j JSON",
 		"_sluice_synced TIMESTAMP WITH TIME ZONE", "_sluice_deleted BOOLEAN",
 	})
-	want(t, "rows", w.Dump(f.dest("types")), []string{
+	srctest.Want(t, "rows", w.Dump(f.dest("types")), []string{
 		"1|true|-128|255|-32768|65535|-8388608|-2147483648|4294967295|-9223372036854775808|18446744073709551615|true|257|" +
 			"1.2345678|0.1|12345678.91|123456789012345678901234567890123456789012345.12345|" +
 			"2024-02-29|2024-03-01 12:34:56|2024-03-01 12:34:56.123456|2024-03-01 12:34:56.789+00|12:34:56|2024|" +
@@ -74,14 +74,14 @@ func TestTablesKeysAndSelection(t *testing.T) {
 		"CREATE VIEW {s}.unnamed_view AS SELECT 1 AS one")
 	w := srctest.New(t)
 	sync(t, w, f.cfg("tables", "*, eu_orders", "exclude", "skip_*"))
-	want(t, "tables", w.Tables(), []string{f.dest("eu_orders"), f.dest("logs"), f.dest("order_lines"), f.dest("orders")})
-	want(t, "orders", w.Dump(f.dest("orders")), []string{"eu|1|10.50|false", "eu|2|5.00|false", "us|1|20.00|false"})
-	want(t, "logs", w.Query(`SELECT "at"::VARCHAR, msg, length(_sluice_id) FROM {`+f.dest("logs")+`} ORDER BY ALL`),
+	srctest.Want(t, "tables", w.Tables(), []string{f.dest("eu_orders"), f.dest("logs"), f.dest("order_lines"), f.dest("orders")})
+	srctest.Want(t, "orders", w.Dump(f.dest("orders")), []string{"eu|1|10.50|false", "eu|2|5.00|false", "us|1|20.00|false"})
+	srctest.Want(t, "logs", w.Query(`SELECT "at"::VARCHAR, msg, length(_sluice_id) FROM {`+f.dest("logs")+`} ORDER BY ALL`),
 		[]string{"2024-01-01|a|32", "2024-01-02|b|32"})
-	want(t, "quoted", w.Dump(f.dest("order_lines")), []string{"1|reserved word|false"})
+	srctest.Want(t, "quoted", w.Dump(f.dest("order_lines")), []string{"1|reserved word|false"})
 	f.exec("UPDATE {s}.orders SET total = 11 WHERE region = 'eu' AND id = 1", "DELETE FROM {s}.orders WHERE region = 'us'")
 	sync(t, w, f.cfg("tables", "orders"))
-	want(t, "orders after", w.Dump(f.dest("orders")), []string{"eu|1|11.00|false", "eu|2|5.00|false", "us|1|20.00|true"})
+	srctest.Want(t, "orders after", w.Dump(f.dest("orders")), []string{"eu|1|11.00|false", "eu|2|5.00|false", "us|1|20.00|true"})
 }
 
 // TestIncremental: only rows at or past the cursor are read again.
@@ -106,9 +106,9 @@ func TestIncremental(t *testing.T) {
 	if c.Upserts != 5 {
 		t.Errorf("second sync upserted %d rows, want 5", c.Upserts)
 	}
-	want(t, "ev", w.Dump(f.dest("ev")), []string{"1|2024-02-01 00:00:00|changed|false", "2|2024-01-01 02:00:00|v2|false",
+	srctest.Want(t, "ev", w.Dump(f.dest("ev")), []string{"1|2024-02-01 00:00:00|changed|false", "2|2024-01-01 02:00:00|v2|false",
 		"3|2024-01-01 03:00:00|v3|false", "4|2024-01-01 03:00:00|tie|false"})
-	want(t, "dec_cur", w.Dump(f.dest("dec_cur")), []string{"a|1.500|18446744073709551615|false", "b|2.250|1|false", "c|3.000|2|false"})
+	srctest.Want(t, "dec_cur", w.Dump(f.dest("dec_cur")), []string{"a|1.500|18446744073709551615|false", "b|2.250|1|false", "c|3.000|2|false"})
 }
 
 type cancelAfter struct {
@@ -183,7 +183,7 @@ func TestCrashResume(t *testing.T) {
 			}
 			sync(t, w, cfg)
 			for _, tb := range tables {
-				want(t, tb, w.Dump(f.dest(tb)), wantRows[tb])
+				srctest.Want(t, tb, w.Dump(f.dest(tb)), wantRows[tb])
 			}
 		})
 	}
@@ -215,7 +215,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w := srctest.New(t)
 			err := w.Sync(context.Background(), conn, c.cfg, nil)
-			wantErr(t, err, c.want...)
+			srctest.WantErr(t, err, c.want...)
 			if err != nil && strings.Contains(err.Error(), pw) {
 				t.Errorf("the password is in the error: %v", err)
 			}
@@ -227,7 +227,7 @@ func TestBadInput(t *testing.T) {
 	// The URL form of the good configuration syncs.
 	w := srctest.New(t)
 	sync(t, w, withURL("mysql://root@127.0.0.1:3306/test"))
-	want(t, "tables", w.Tables(), []string{f.dest("items")})
+	srctest.Want(t, "tables", w.Tables(), []string{f.dest("items")})
 }
 
 func TestSecrets(t *testing.T) {

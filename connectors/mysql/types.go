@@ -187,28 +187,12 @@ func parseDateTime(b []byte, dateOnly bool) (any, error) {
 		return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), nil
 	}
 	c := s[10:]
-	if len(c) < 9 || c[0] != ' ' || c[3] != ':' || c[6] != ':' {
+	if c[0] != ' ' {
 		return bad()
 	}
-	h, e1 := strconv.Atoi(c[1:3])
-	mi, e2 := strconv.Atoi(c[4:6])
-	sec, e3 := strconv.Atoi(c[7:9])
-	if e1 != nil || e2 != nil || e3 != nil {
+	h, mi, sec, us, ok := sqlsource.ParseClock(c[1:])
+	if !ok {
 		return bad()
-	}
-	us := 0
-	if frac := c[9:]; frac != "" {
-		if frac[0] != '.' || len(frac) > 7 || len(frac) < 2 {
-			return bad()
-		}
-		n, err := strconv.Atoi(frac[1:])
-		if err != nil {
-			return bad()
-		}
-		for k := len(frac) - 1; k < 6; k++ {
-			n *= 10
-		}
-		us = n
 	}
 	return time.Date(y, time.Month(m), d, h, mi, sec, us*1000, time.UTC), nil
 }

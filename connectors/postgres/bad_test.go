@@ -43,7 +43,7 @@ func TestBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w := srctest.New(t)
 			err := w.Sync(context.Background(), postgres.Connector(), c.cfg, nil)
-			wantErr(t, err, c.want...)
+			srctest.WantErr(t, err, c.want...)
 			if err != nil && strings.Contains(err.Error(), pw) {
 				t.Errorf("the password is in the error: %v", err)
 			}

@@ -103,7 +103,7 @@ func TestReplication(t *testing.T) {
 	if !done || lsn1 == 0 {
 		t.Fatalf("after the first sync: lsn %s, snapshot done %v", lsn1, done)
 	}
-	want(t, "acct snapshot", w.Query(`SELECT id, name, bal::VARCHAR, length(big) FROM {`+f.dest("acct")+`} ORDER BY id`),
+	srctest.Want(t, "acct snapshot", w.Query(`SELECT id, name, bal::VARCHAR, length(big) FROM {`+f.dest("acct")+`} ORDER BY id`),
 		[]string{"1|ann|10.00|NULL", "2|bob|20.00|NULL", "4|dan|40.00|NULL", "5|eve|50.00|12800"})
 
 	f.exec(`INSERT INTO {s}.acct VALUES (3, 'cy', 30, NULL)`,
@@ -123,13 +123,13 @@ func TestReplication(t *testing.T) {
 	if c.Deletes < 4 || c.Updates != 1 {
 		t.Errorf("stream ops: %d deletes (want 4 or more), %d updates (want 1, for the unchanged TOAST value)", c.Deletes, c.Updates)
 	}
-	want(t, "acct", w.Query(`SELECT id, name, bal::VARCHAR, length(big), _sluice_deleted FROM {`+f.dest("acct")+`} ORDER BY id`),
+	srctest.Want(t, "acct", w.Query(`SELECT id, name, bal::VARCHAR, length(big), _sluice_deleted FROM {`+f.dest("acct")+`} ORDER BY id`),
 		[]string{"1|ANN|10.00|NULL|false", "2|bob|20.00|NULL|true", "3|cy|30.00|NULL|false", "4|dan|40.00|NULL|true",
 			"5|eve|55.00|12800|false", "40|dan|40.00|NULL|false"})
-	want(t, "full_ident", w.Query(`SELECT a, b, _sluice_deleted FROM {`+f.dest("full_ident")+`} ORDER BY ALL`),
+	srctest.Want(t, "full_ident", w.Query(`SELECT a, b, _sluice_deleted FROM {`+f.dest("full_ident")+`} ORDER BY ALL`),
 		[]string{"1|x|true", "2|Y|false", "2|y|true", "3|z|false", "4|w|false"})
-	want(t, "nokey", w.Query(`SELECT a, _sluice_deleted FROM {`+f.dest("nokey")+`} ORDER BY ALL`), []string{"1|true", "2|false"})
-	want(t, "trunc", w.Query(`SELECT id, _sluice_deleted FROM {`+f.dest("trunc")+`} ORDER BY ALL`), []string{"1|true", "2|true", "3|false"})
+	srctest.Want(t, "nokey", w.Query(`SELECT a, _sluice_deleted FROM {`+f.dest("nokey")+`} ORDER BY ALL`), []string{"1|true", "2|false"})
+	srctest.Want(t, "trunc", w.Query(`SELECT id, _sluice_deleted FROM {`+f.dest("trunc")+`} ORDER BY ALL`), []string{"1|true", "2|true", "3|false"})
 
 	// The second sync acknowledged what the first committed, no more.
 	lsn2, _ := replState(t, w)
@@ -184,7 +184,7 @@ func TestReplicationCrashReplays(t *testing.T) {
 	if !errors.Is(err, srctest.ErrInjected) {
 		t.Fatalf("want the injected failure, got %v", err)
 	}
-	want(t, "after the failed sync", w.Dump(f.dest("t")), before)
+	srctest.Want(t, "after the failed sync", w.Dump(f.dest("t")), before)
 	if lsn, _ := replState(t, w); lsn != lsn1 {
 		t.Errorf("the failed sync moved the state to %s", lsn)
 	}
@@ -192,7 +192,7 @@ func TestReplicationCrashReplays(t *testing.T) {
 		t.Errorf("the slot was confirmed at %s, past the committed %s", got, lsn1)
 	}
 	sync(t, w, cfg)
-	want(t, "replayed", w.Dump(f.dest("t")), []string{"1|a|true", "2|B|false", "3|c|false", "4|d|false"})
+	srctest.Want(t, "replayed", w.Dump(f.dest("t")), []string{"1|a|true", "2|B|false", "3|c|false", "4|d|false"})
 
 	// Five transactions of one change each, a checkpoint every two changes:
 	// a failure in the fifth resumes with the fifth alone.
@@ -204,7 +204,7 @@ func TestReplicationCrashReplays(t *testing.T) {
 	if err := w.Sync(context.Background(), conn, cfg, srctest.FailAfter(4)); !errors.Is(err, srctest.ErrInjected) {
 		t.Fatalf("want the injected failure, got %v", err)
 	}
-	want(t, "committed before the failure", w.Query(`SELECT id FROM {`+f.dest("t")+`} WHERE NOT _sluice_deleted ORDER BY id`),
+	srctest.Want(t, "committed before the failure", w.Query(`SELECT id FROM {`+f.dest("t")+`} WHERE NOT _sluice_deleted ORDER BY id`),
 		[]string{"2", "3", "4", "5", "6", "7", "8"})
 	var c srctest.Counter
 	if err := w.Sync(context.Background(), conn, cfg, c.Wrap); err != nil {
@@ -213,7 +213,7 @@ func TestReplicationCrashReplays(t *testing.T) {
 	if c.Upserts != 0 || c.Deletes != 1 {
 		t.Errorf("the resumed stream made %d upserts and %d deletes, want only the last transaction's delete", c.Upserts, c.Deletes)
 	}
-	want(t, "resumed", w.Query(`SELECT id FROM {`+f.dest("t")+`} WHERE NOT _sluice_deleted ORDER BY id`),
+	srctest.Want(t, "resumed", w.Query(`SELECT id FROM {`+f.dest("t")+`} WHERE NOT _sluice_deleted ORDER BY id`),
 		[]string{"2", "4", "5", "6", "7", "8"})
 }
 
@@ -241,8 +241,8 @@ func TestReplicationSnapshotResume(t *testing.T) {
 	ref := srctest.New(t)
 	sync(t, ref, f.cfg())
 	got := w.Query(`SELECT id, v FROM {` + f.dest("s") + `} WHERE NOT _sluice_deleted ORDER BY id`)
-	want(t, "live rows", got, ref.Query(`SELECT id, v FROM {`+f.dest("s")+`} ORDER BY id`))
-	want(t, "deleted", w.Query(`SELECT id FROM {`+f.dest("s")+`} WHERE _sluice_deleted ORDER BY id`), []string{"20"})
+	srctest.Want(t, "live rows", got, ref.Query(`SELECT id, v FROM {`+f.dest("s")+`} ORDER BY id`))
+	srctest.Want(t, "deleted", w.Query(`SELECT id FROM {`+f.dest("s")+`} WHERE _sluice_deleted ORDER BY id`), []string{"20"})
 }
 
 // hookOps runs fn before the first upsert into a table.
@@ -284,11 +284,11 @@ func TestReplicationNewColumn(t *testing.T) {
 	if !strings.Contains(w.Logs.String(), "new column") {
 		t.Errorf("no word of the new column:\n%s", w.Logs.String())
 	}
-	want(t, "stopped before the new column", w.Dump(f.dest("c")), []string{"1|a|false", "2|b|false"})
+	srctest.Want(t, "stopped before the new column", w.Dump(f.dest("c")), []string{"1|a|false", "2|b|false"})
 	sync(t, w, cfg)
-	want(t, "types", w.Types(f.dest("c")), []string{"id INTEGER", "v VARCHAR", "_sluice_synced TIMESTAMP WITH TIME ZONE", "_sluice_deleted BOOLEAN", "n INTEGER"})
-	want(t, "rows", w.Dump(f.dest("c")), []string{"1|a|false|NULL", "2|b|false|NULL", "3|c|false|33"})
+	srctest.Want(t, "types", w.Types(f.dest("c")), []string{"id INTEGER", "v VARCHAR", "_sluice_synced TIMESTAMP WITH TIME ZONE", "_sluice_deleted BOOLEAN", "n INTEGER"})
+	srctest.Want(t, "rows", w.Dump(f.dest("c")), []string{"1|a|false|NULL", "2|b|false|NULL", "3|c|false|33"})
 	f.exec(`INSERT INTO {s}.c VALUES (4, 'd', 44)`, `ALTER TABLE {s}.c DROP COLUMN v`, `INSERT INTO {s}.c VALUES (5, 55)`)
 	sync(t, w, cfg)
-	want(t, "after a drop", w.Dump(f.dest("c")), []string{"1|a|false|NULL", "2|b|false|NULL", "3|c|false|33", "4|NULL|false|44", "5|NULL|false|55"})
+	srctest.Want(t, "after a drop", w.Dump(f.dest("c")), []string{"1|a|false|NULL", "2|b|false|NULL", "3|c|false|33", "4|NULL|false|44", "5|NULL|false|55"})
 }

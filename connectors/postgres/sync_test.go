@@ -31,19 +31,19 @@ func TestTablesKeysAndSelection(t *testing.T) {
 	)
 	w := srctest.New(t)
 	sync(t, w, f.cfg("tables", "*, "+f.schema+".eu_orders", "exclude", "skip_*"))
-	want(t, "tables", w.Tables(), []string{f.dest("eu_orders"), f.dest("logs"), f.dest("order_lines"), f.dest("orders")})
-	want(t, "orders", w.Dump(f.dest("orders")), []string{"eu|1|10.50|false", "eu|2|5.00|false", "us|1|20.00|false"})
+	srctest.Want(t, "tables", w.Tables(), []string{f.dest("eu_orders"), f.dest("logs"), f.dest("order_lines"), f.dest("orders")})
+	srctest.Want(t, "orders", w.Dump(f.dest("orders")), []string{"eu|1|10.50|false", "eu|2|5.00|false", "us|1|20.00|false"})
 	// Two equal rows are one row: a table without a key is keyed by a hash
 	// of the whole row.
-	want(t, "logs", w.Query(`SELECT "at"::VARCHAR, msg, length(_sluice_id), _sluice_deleted FROM {`+f.dest("logs")+`} ORDER BY ALL`),
+	srctest.Want(t, "logs", w.Query(`SELECT "at"::VARCHAR, msg, length(_sluice_id), _sluice_deleted FROM {`+f.dest("logs")+`} ORDER BY ALL`),
 		[]string{"2024-01-01|a|32|false", "2024-01-02|b|32|false"})
-	want(t, "view", w.Query(`SELECT region, id FROM {`+f.dest("eu_orders")+`} ORDER BY ALL`), []string{"eu|1", "eu|2"})
-	want(t, "quoted names", w.Dump(f.dest("order_lines")), []string{"1|reserved word|false"})
+	srctest.Want(t, "view", w.Query(`SELECT region, id FROM {`+f.dest("eu_orders")+`} ORDER BY ALL`), []string{"eu|1", "eu|2"})
+	srctest.Want(t, "quoted names", w.Dump(f.dest("order_lines")), []string{"1|reserved word|false"})
 
 	// The key is the composite one: a second sync replaces by (region, id).
 	f.exec(`UPDATE {s}.orders SET total = 11 WHERE region = 'eu' AND id = 1`)
 	sync(t, w, f.cfg("tables", "orders"))
-	want(t, "orders after update", w.Dump(f.dest("orders")), []string{"eu|1|11.00|false", "eu|2|5.00|false", "us|1|20.00|false"})
+	srctest.Want(t, "orders after update", w.Dump(f.dest("orders")), []string{"eu|1|11.00|false", "eu|2|5.00|false", "us|1|20.00|false"})
 }
 
 // TestFullRefreshSoftDeletes: rows gone from the source end up soft-deleted,
@@ -60,11 +60,11 @@ func TestFullRefreshSoftDeletes(t *testing.T) {
 	f.exec(`DELETE FROM {s}.items WHERE id = 2`, `UPDATE {s}.items SET name = 'THREE' WHERE id = 3`,
 		`INSERT INTO {s}.items VALUES (4, 'four')`, `DELETE FROM {s}.tags WHERE tag = 'y'`)
 	sync(t, w, f.cfg())
-	want(t, "items", w.Dump(f.dest("items")), []string{"1|one|false", "2|two|true", "3|THREE|false", "4|four|false"})
-	want(t, "tags", w.Query(`SELECT tag, _sluice_deleted FROM {`+f.dest("tags")+`} ORDER BY ALL`), []string{"x|false", "y|true"})
+	srctest.Want(t, "items", w.Dump(f.dest("items")), []string{"1|one|false", "2|two|true", "3|THREE|false", "4|four|false"})
+	srctest.Want(t, "tags", w.Query(`SELECT tag, _sluice_deleted FROM {`+f.dest("tags")+`} ORDER BY ALL`), []string{"x|false", "y|true"})
 	f.exec(`INSERT INTO {s}.items VALUES (2, 'two again')`)
 	sync(t, w, f.cfg())
-	want(t, "revived", w.Dump(f.dest("items")), []string{"1|one|false", "2|two again|false", "3|THREE|false", "4|four|false"})
+	srctest.Want(t, "revived", w.Dump(f.dest("items")), []string{"1|one|false", "2|two again|false", "3|THREE|false", "4|four|false"})
 }
 
 // TestIncremental: a second sync reads only the rows at or past the
@@ -92,7 +92,7 @@ func TestIncremental(t *testing.T) {
 	if c.Upserts != 4 {
 		t.Errorf("second sync upserted %d rows, want 4", c.Upserts)
 	}
-	want(t, "events", w.Dump(f.dest("events")), []string{
+	srctest.Want(t, "events", w.Dump(f.dest("events")), []string{
 		"1|2024-01-01 01:00:00+00|v1|false", "2|2024-02-01 00:00:00+00|changed|false", "3|2024-01-01 03:00:00+00|v3|false",
 		"4|2024-01-01 04:00:00+00|v4|false", "5|2024-01-01 05:00:00+00|v5|false", "6|2024-01-01 05:00:00+00|same cursor as the last row|false"})
 }
@@ -120,9 +120,9 @@ func TestIncrementalCursorKinds(t *testing.T) {
 	if c.Upserts != 6 {
 		t.Errorf("second sync upserted %d rows, want 6", c.Upserts)
 	}
-	want(t, "serial", w.Dump(f.dest("serial")), []string{"1|r1|false", "2|r2|false", "3|r3|false", "4|r4|false", "5|r5|false"})
-	want(t, "texts", w.Dump(f.dest("texts")), []string{"a'b|1.50|NULL|false", "b|2.25|2024-01-01|false", "c|NULL|2024-01-02|false", "d|3.00|NULL|false"})
-	want(t, "nokey", w.Query(`SELECT n::VARCHAR, note FROM {`+f.dest("nokey")+`} ORDER BY ALL`), []string{"1.00|x", "2.00|y", "3.00|z", "NULL|null cursor"})
+	srctest.Want(t, "serial", w.Dump(f.dest("serial")), []string{"1|r1|false", "2|r2|false", "3|r3|false", "4|r4|false", "5|r5|false"})
+	srctest.Want(t, "texts", w.Dump(f.dest("texts")), []string{"a'b|1.50|NULL|false", "b|2.25|2024-01-01|false", "c|NULL|2024-01-02|false", "d|3.00|NULL|false"})
+	srctest.Want(t, "nokey", w.Query(`SELECT n::VARCHAR, note FROM {`+f.dest("nokey")+`} ORDER BY ALL`), []string{"1.00|x", "2.00|y", "3.00|z", "NULL|null cursor"})
 }
 
 // TestTiesAcrossCheckpoints: many rows share one cursor value and a
@@ -143,7 +143,7 @@ func TestTiesAcrossCheckpoints(t *testing.T) {
 	if !errors.Is(err, srctest.ErrInjected) {
 		t.Fatalf("want the injected failure, got %v", err)
 	}
-	want(t, "committed before the failure", w.Query(`SELECT id FROM {`+f.dest("ties")+`} ORDER BY id`), []string{"1", "2", "3", "4", "5", "6"})
+	srctest.Want(t, "committed before the failure", w.Query(`SELECT id FROM {`+f.dest("ties")+`} ORDER BY id`), []string{"1", "2", "3", "4", "5", "6"})
 	if st := w.State(); !strings.Contains(st, `"key":["6"]`) || !strings.Contains(st, `"complete":false`) {
 		t.Errorf("state after the failure: %s", st)
 	}
@@ -154,7 +154,7 @@ func TestTiesAcrossCheckpoints(t *testing.T) {
 	if c.Upserts != 6 {
 		t.Errorf("the resumed sync upserted %d rows, want the 6 after the checkpoint", c.Upserts)
 	}
-	want(t, "resumed", w.Dump(f.dest("ties")), ref.Dump(f.dest("ties")))
+	srctest.Want(t, "resumed", w.Dump(f.dest("ties")), ref.Dump(f.dest("ties")))
 }
 
 // cancelAfter cancels the sync's context after n upserts, as Ctrl-C would.
@@ -235,7 +235,7 @@ func TestCrashResume(t *testing.T) {
 				}
 				sync(t, w, cfg)
 				for _, tb := range tables {
-					want(t, tb, w.Dump(f.dest(tb)), wantRows[tb])
+					srctest.Want(t, tb, w.Dump(f.dest(tb)), wantRows[tb])
 				}
 			})
 		}
@@ -255,7 +255,7 @@ func TestReadMethodsAgree(t *testing.T) {
 	if err := b.Sync(context.Background(), postgres.ConnectorWith(postgres.Options{Read: postgres.ReadQuery}), cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	want(t, "rows", a.Dump(f.dest("m")), b.Dump(f.dest("m")))
+	srctest.Want(t, "rows", a.Dump(f.dest("m")), b.Dump(f.dest("m")))
 	if n := a.Query(`SELECT count(*) FROM {` + f.dest("m") + `}`); n[0] != "3000" {
 		t.Errorf("%s rows, want 3000", n[0])
 	}
@@ -282,7 +282,7 @@ func TestFullRefreshResumesAfterKey(t *testing.T) {
 	if c.Upserts != 40 || c.Truncates != 0 {
 		t.Errorf("the resumed sync made %d upserts and %d truncates, want 40 and 0", c.Upserts, c.Truncates)
 	}
-	want(t, "rows", w.Query(`SELECT count(*), min(id), max(id), count(*) FILTER (WHERE _sluice_deleted) FROM {`+f.dest("k")+`}`), []string{"100|1|100|0"})
+	srctest.Want(t, "rows", w.Query(`SELECT count(*), min(id), max(id), count(*) FILTER (WHERE _sluice_deleted) FROM {`+f.dest("k")+`}`), []string{"100|1|100|0"})
 	// The pass is over: the next sync refreshes again, truncate first.
 	var c2 srctest.Counter
 	if err := w.Sync(context.Background(), conn, cfg, c2.Wrap); err != nil {

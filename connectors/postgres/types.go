@@ -371,28 +371,9 @@ func parseTimestamp(s string, zoned bool) (any, error) {
 		}
 		offset *= sign
 	}
-	if len(clock) < 8 || clock[2] != ':' || clock[5] != ':' {
+	h, mi, sec, us, ok := sqlsource.ParseClock(clock)
+	if !ok {
 		return bad()
-	}
-	h, e1 := strconv.Atoi(clock[0:2])
-	mi, e2 := strconv.Atoi(clock[3:5])
-	sec, e3 := strconv.Atoi(clock[6:8])
-	if e1 != nil || e2 != nil || e3 != nil {
-		return bad()
-	}
-	us := 0
-	if frac := clock[8:]; frac != "" {
-		if frac[0] != '.' || len(frac) > 7 || len(frac) < 2 {
-			return bad()
-		}
-		n, err := strconv.Atoi(frac[1:])
-		if err != nil {
-			return bad()
-		}
-		for k := len(frac) - 1; k < 6; k++ {
-			n *= 10
-		}
-		us = n
 	}
 	t := time.Date(d.Year(), d.Month(), d.Day(), h, mi, sec, us*1000, time.UTC)
 	return t.Add(-time.Duration(offset) * time.Second), nil

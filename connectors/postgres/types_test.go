@@ -81,8 +81,8 @@ func TestTypes(t *testing.T) {
 			if err := w.Sync(context.Background(), postgres.ConnectorWith(m.opts), f.cfg(), nil); err != nil {
 				t.Fatalf("sync: %v", err)
 			}
-			want(t, "types", w.Types(f.dest("types")), wantTypes)
-			want(t, "rows", w.Dump(f.dest("types")), wantRows)
+			srctest.Want(t, "types", w.Types(f.dest("types")), wantTypes)
+			srctest.Want(t, "rows", w.Dump(f.dest("types")), wantRows)
 			if !strings.Contains(w.Logs.String(), "infinite or NaN") {
 				t.Errorf("no warning about the values synced as NULL:\n%s", w.Logs.String())
 			}

@@ -52,6 +52,10 @@ func init() {
 type Settings struct {
 	MemoryLimit string
 	Threads     string
+	// AllocatorBackgroundThreads is DuckDB's allocator_background_threads,
+	// "true" or "false": empty takes DuckDB's default (false) in OpenDB and
+	// syncAllocatorBackgroundThreads in Open.
+	AllocatorBackgroundThreads string
 	// InPlaceValues is how many values one transaction changes in place
 	// (UPDATE) before it rewrites the rows that partial rows change instead
 	// (see tx.rewrite): 0 means defaultInPlaceValues, -1 none.
@@ -94,6 +98,14 @@ const syncMemoryLimit = "48MB"
 // peaks lower (188 against 244 MB): the engine folds rows on the other.
 const syncThreads = "1"
 
+// syncAllocatorBackgroundThreads lets DuckDB's allocator (jemalloc) return
+// freed memory to the system from a thread of its own. Without it, memory
+// DuckDB has freed stays in the process until a later allocation on the
+// same arena purges it, which a load on one DuckDB thread rarely makes
+// happen: the raw appender's peak, 6M hash-keyed rows at 48MB, fell from
+// 242-256 MB to 198-201 MB with it (BENCHMARKS.md, "Hash-keyed loads").
+const syncAllocatorBackgroundThreads = "true"
+
 // LockedError says the warehouse file is held by another process.
 type LockedError struct {
 	Path   string
@@ -118,6 +130,9 @@ func OpenDB(ctx context.Context, path string, s Settings) (*sql.DB, error) {
 	}
 	if s.Threads != "" {
 		q.Set("threads", s.Threads)
+	}
+	if s.AllocatorBackgroundThreads != "" {
+		q.Set("allocator_background_threads", s.AllocatorBackgroundThreads)
 	}
 	// Insertion order of merged rows carries no meaning; dropping it lets
 	// DuckDB stream large INSERT ... SELECT without buffering.
@@ -154,6 +169,9 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 	}
 	if s.MemoryLimit == "" {
 		s.MemoryLimit = syncMemoryLimit
+	}
+	if s.AllocatorBackgroundThreads == "" {
+		s.AllocatorBackgroundThreads = syncAllocatorBackgroundThreads
 	}
 	db, err := OpenDB(ctx, path, s)
 	if err != nil {
@@ -526,23 +544,52 @@ func (t *tx) rebuild(ctx context.Context, name string, changes []destination.Sch
 	for _, ch := range changes {
 		cols = changed(cols, ch)
 	}
-	was := columnIndex(old.Columns)
-	sel := make([]string, 0, len(cols)+2)
+	// The new table keeps the old one's column order, system columns
+	// included, and takes added columns last: the order ALTER TABLE ADD
+	// COLUMN gives, so that a table's columns do not depend on whether a
+	// change came after an update.
+	order, err := t.columnOrder(ctx, name)
+	if err != nil {
+		return err
+	}
 	for _, c := range cols {
-		i, ok := was[c.Name]
+		if !slices.Contains(order, c.Name) {
+			order = append(order, c.Name)
+		}
+	}
+	was, now := columnIndex(old.Columns), columnIndex(cols)
+	defs := make([]string, 0, len(order))
+	sel := make([]string, 0, len(order))
+	for _, n := range order {
+		switch n {
+		case destination.ColumnSynced:
+			defs = append(defs, quote(n)+" TIMESTAMPTZ NOT NULL")
+			sel = append(sel, quote(n))
+			continue
+		case destination.ColumnDeleted:
+			defs = append(defs, quote(n)+" BOOLEAN NOT NULL DEFAULT false")
+			sel = append(sel, quote(n))
+			continue
+		}
+		j, ok := now[n]
+		if !ok {
+			return fmt.Errorf("rebuild: column %q of the table is unknown to sluice", n)
+		}
+		c := cols[j]
+		defs = append(defs, quote(n)+" "+SQLType(c))
+		i, ok := was[n]
 		switch {
 		case !ok:
 			sel = append(sel, "NULL")
 		case sameSQL(old.Columns[i], c):
-			sel = append(sel, quote(c.Name))
+			sel = append(sel, quote(n))
 		default:
-			sel = append(sel, "CAST("+quote(c.Name)+" AS "+SQLType(c)+")")
+			sel = append(sel, "CAST("+quote(n)+" AS "+SQLType(c)+")")
 		}
 	}
-	sel = append(sel, quote(destination.ColumnSynced), quote(destination.ColumnDeleted))
 	tmp := "_sluice_rebuild_" + name
 	for _, q := range []string{
-		createSQL(d.qualified(tmp), cols),
+		"CREATE TABLE " + d.qualified(tmp) + " (" + strings.Join(defs, ", ") + ")",
 		"INSERT INTO " + d.qualified(tmp) + " SELECT " + strings.Join(sel, ", ") + " FROM " + d.qualified(name),
 		"DROP TABLE " + d.qualified(name),
 		"ALTER TABLE " + d.qualified(tmp) + " RENAME TO " + quote(name),
@@ -555,6 +602,28 @@ func (t *tx) rebuild(ctx context.Context, name string, changes []destination.Sch
 	// The new table has had inserts only, so plain ALTERs work again.
 	t.updated[name] = false
 	return nil
+}
+
+// columnOrder returns the names of a table's columns, system columns
+// included, in the table's order.
+func (t *tx) columnOrder(ctx context.Context, name string) ([]string, error) {
+	rows, err := t.tx.QueryContext(ctx, `SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position`, t.d.schema, name)
+	if err != nil {
+		return nil, fmt.Errorf("read the columns of table %q: %w", name, err)
+	}
+	defer rows.Close()
+	var order []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("read the columns of table %q: %w", name, err)
+		}
+		order = append(order, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the columns of table %q: %w", name, err)
+	}
+	return order, nil
 }
 
 // timestampLiteral renders _sluice_synced as SQL, so that the merge
@@ -1111,13 +1180,22 @@ func (t *tx) tableAppender(dc driver.Conn, tbl *destination.Table) (*openAppende
 
 // openAppender is a table's appender kept open in the transaction. It
 // flushes every rowGroupRows rows, so that DuckDB gets whole row groups, and
-// remembers the keys it holds unflushed, which no query sees yet.
+// once asked about a key (holds) remembers the keys it holds unflushed,
+// which no query sees yet.
 type openAppender struct {
 	ap      *duckdb.Appender
 	columns []string
 	key     []int // indexes in the appended row of the key columns
 	pending int
 	scratch []any
+	// remembering: the maps hold the key of every unflushed row. Until
+	// the appender is first asked about a key it remembers none, and is
+	// never asked in a load whose rows the engine marks fresh in key order
+	// (a dataset sync, say): remembering cost that load's writer, the
+	// goroutine that sets its pace, 0.3-0.4 s per million rows. asked:
+	// holds answered while not remembering; the next flush, which empties
+	// the appender, starts remembering.
+	remembering, asked bool
 	// hashKeys holds other keys by a 64-bit hash, with no string kept per
 	// row: a collision only makes a new key look held, and its row is then
 	// looked up or replaced rather than inserted, which is correct.
@@ -1133,7 +1211,9 @@ func (o *openAppender) append(args []driver.Value) error {
 	if err := o.ap.AppendRow(args...); err != nil {
 		return err
 	}
-	o.remember(args)
+	if o.remembering {
+		o.remember(args)
+	}
 	if o.pending++; o.pending < rowGroupRows {
 		return nil
 	}
@@ -1165,6 +1245,7 @@ func (o *openAppender) remember(args []driver.Value) {
 // appendFresh), so it happens there, or when a key must be looked up.
 func (o *openAppender) flush() error {
 	o.pending = 0
+	o.remembering = o.remembering || o.asked
 	clear(o.intKeys)
 	clear(o.hashKeys)
 	return o.ap.Flush()
@@ -1188,8 +1269,20 @@ func (o *openAppender) holdsAny(b *destination.Batch, k rowKind) bool {
 	return false
 }
 
-// holds reports whether a key is among the unflushed rows.
+// holds reports whether a key is among the unflushed rows. Before the
+// appender remembers keys it says so of every key while any row is
+// unflushed: each caller then flushes, or merges the row, which flushes
+// (settle, or write's replace), and from that flush on the appender
+// remembers.
 func (o *openAppender) holds(key []any) bool {
+	if !o.remembering {
+		if o.pending == 0 {
+			o.remembering = true // nothing unflushed: the maps are complete
+			return false
+		}
+		o.asked = true
+		return true
+	}
 	if len(key) == 1 {
 		if v, ok := asInt(key[0]); ok {
 			_, held := o.intKeys[v]

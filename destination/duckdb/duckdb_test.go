@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,8 +193,82 @@ func TestSchemaChangeAfterMerge(t *testing.T) {
 		t.Errorf("rows\n got %v\nwant %v", got, want)
 	}
 	types := query(t, path, `SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_schema = 's' AND table_name = 't' ORDER BY ordinal_position`)
-	if strings.Join(types, ", ") != "id BIGINT, n VARCHAR, extra BOOLEAN, later BIGINT, _sluice_synced TIMESTAMP WITH TIME ZONE, _sluice_deleted BOOLEAN" {
+	if strings.Join(types, ", ") != "id BIGINT, n VARCHAR, _sluice_synced TIMESTAMP WITH TIME ZONE, _sluice_deleted BOOLEAN, extra BOOLEAN, later BIGINT" {
 		t.Errorf("columns %v", types)
+	}
+}
+
+// A column added after an update of its table (a rebuild) lands where a
+// plain ALTER TABLE puts it, after the system columns, and a second
+// sync's Describe and writes work on either table.
+func TestColumnOrderSameAfterRebuild(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	order := map[bool][]string{}
+	for _, rebuilt := range []bool{false, true} {
+		path := filepath.Join(dir, fmt.Sprintf("w-%v.db", rebuilt))
+		d := open(t, path)
+		if err := commit(ctx, d, `{}`, []destination.SchemaChange{{Kind: destination.CreateTable, Table: table}},
+			batch([]any{int64(1), int64(10)}, []any{int64(2), int64(20)})); err != nil {
+			t.Fatal(err)
+		}
+		var before []*destination.Batch
+		if rebuilt {
+			before = append(before, batch([]any{int64(1), int64(11)})) // replaces a row: the table is updated
+		}
+		tx, err := d.Begin(ctx, synced.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range before {
+			if err := tx.Write(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Apply(ctx, addExtra); err != nil {
+			t.Fatal(err)
+		}
+		b := batch([]any{int64(3), int64(30)})
+		b.Columns = append(slices.Clone(table.Columns), destination.Column{Name: "extra", Type: contract.Boolean})
+		b.Values = append(b.Values, []any{true})
+		if err := tx.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx, destination.StateRecord{State: []byte(`{"n":2}`)}); err != nil {
+			t.Fatal(err)
+		}
+		// The next run reads the table back and writes to it again.
+		d.Close()
+		d = open(t, path)
+		ts, err := d.Describe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) != 1 || len(ts[0].Columns) != 3 || ts[0].Columns[2].Name != "extra" {
+			t.Fatalf("rebuilt=%v: describe %+v", rebuilt, ts)
+		}
+		b = batch([]any{int64(2), int64(21)})
+		b.Columns = ts[0].Columns
+		b.Values = append(b.Values, []any{false})
+		if err := commit(ctx, d, `{"n":3}`, nil, b); err != nil {
+			t.Fatalf("rebuilt=%v: %v", rebuilt, err)
+		}
+		d.Close()
+		order[rebuilt] = query(t, path, `SELECT column_name || ' ' || data_type FROM information_schema.columns WHERE table_schema = 's' AND table_name = 't' ORDER BY ordinal_position`)
+		got := query(t, path, `SELECT id || ':' || n || ':' || coalesce(extra::VARCHAR, 'NULL') || ':' || _sluice_deleted FROM s.t ORDER BY id`)
+		want := []string{"1:10:NULL:false", "2:21:false:false", "3:30:true:false"}
+		if rebuilt {
+			want[0] = "1:11:NULL:false"
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("rebuilt=%v: rows\n got %v\nwant %v", rebuilt, got, want)
+		}
+	}
+	want := "id BIGINT, n BIGINT, _sluice_synced TIMESTAMP WITH TIME ZONE, _sluice_deleted BOOLEAN, extra BOOLEAN"
+	for _, rebuilt := range []bool{false, true} {
+		if got := strings.Join(order[rebuilt], ", "); got != want {
+			t.Errorf("rebuilt=%v: columns\n got %s\nwant %s", rebuilt, got, want)
+		}
 	}
 }
 

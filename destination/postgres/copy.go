@@ -185,12 +185,18 @@ type copyStream struct {
 	cancel  context.CancelFunc
 }
 
-func startCopy(ctx context.Context, pc *pgconn.PgConn, table string, columns []copyColumn) *copyStream {
+// startCopy starts a COPY into table; freeze asks for COPY FREEZE, which
+// only a table created in the current transaction (and subtransaction)
+// takes.
+func startCopy(ctx context.Context, pc *pgconn.PgConn, table string, columns []copyColumn, freeze bool) *copyStream {
 	names := make([]string, len(columns))
 	for i, c := range columns {
 		names[i] = quote(c.name)
 	}
 	sql := "COPY " + table + " (" + strings.Join(names, ", ") + ") FROM STDIN BINARY"
+	if freeze {
+		sql = "COPY " + table + " (" + strings.Join(names, ", ") + ") FROM STDIN WITH (FORMAT binary, FREEZE)"
+	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	pr, pw := io.Pipe()
 	s := &copyStream{columns: columns, buf: append(make([]byte, 0, flushAt+4096), copyHeader...), pw: pw, done: make(chan struct{}), cancel: cancel}

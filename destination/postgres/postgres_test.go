@@ -508,3 +508,101 @@ func TestBadValuesAndNames(t *testing.T) {
 		t.Errorf("a NUL byte in text: %v", err)
 	}
 }
+
+// A table created in the transaction is loaded frozen (COPY FREEZE), with
+// its key columns NOT NULL from the start, also after a column is added
+// in the same transaction; a table from an earlier transaction takes its
+// rows the ordinary way. Frozen pages are read through the pg_visibility
+// extension, created in the test's schema (dropped with it).
+func TestNewTableLoadsFrozen(t *testing.T) {
+	schema := randomName("frozen_")
+	c := admin(t, schema)
+	d := openTest(t, schema)
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_visibility SCHEMA `+quote(schema)); err != nil {
+		t.Skipf("pg_visibility is not available here (%v): cannot see frozen pages", err)
+	}
+	frozen := func(table string) (pages, allFrozen int64) {
+		t.Helper()
+		q := `SELECT (SELECT relpages FROM pg_class WHERE oid = $1::regclass), all_frozen FROM ` + quote(schema) + `.pg_visibility_map_summary($1::regclass)`
+		if _, err := c.Exec(ctx, `ANALYZE `+quote(schema)+`.`+quote(table)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.QueryRow(ctx, q, quote(schema)+"."+quote(table)).Scan(&pages, &allFrozen); err != nil {
+			t.Fatal(err)
+		}
+		return pages, allFrozen
+	}
+	rows := func(from, n int) *destination.Batch {
+		var rs [][]any
+		for i := from; i < from+n; i++ {
+			rs = append(rs, []any{int64(i), float64(i) / 2})
+		}
+		return batch(true, rs...)
+	}
+	extra := destination.Column{Name: "note", Type: contract.String}
+	wider := rows(2000, 2000)
+	wider.Columns = append(wider.Columns, extra)
+	wider.Values = append(wider.Values, make([]any, wider.Rows))
+	for r := range wider.Rows {
+		wider.Values[2][r] = "x"
+	}
+	tx, err := d.Begin(ctx, synced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tx.Apply(ctx, []destination.SchemaChange{{Kind: destination.CreateTable, Table: items}})
+	if err == nil {
+		err = tx.Write(ctx, rows(0, 2000))
+	}
+	if err == nil {
+		err = tx.Apply(ctx, []destination.SchemaChange{{Kind: destination.AddColumn, Table: destination.Table{Name: "items"}, Column: extra}})
+	}
+	if err == nil {
+		err = tx.Write(ctx, wider)
+	}
+	if err == nil {
+		err = tx.Commit(ctx, destination.StateRecord{State: []byte(`{}`)})
+	}
+	if err != nil {
+		tx.Rollback()
+		t.Fatal(err)
+	}
+	if pages, all := frozen("items"); pages < 2 || all != pages {
+		t.Errorf("after the first load: %d of %d pages frozen, want all", all, pages)
+	}
+	if got := queryStrings(t, c, `SELECT attname::text FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND attnotnull ORDER BY attnum`, quote(schema)+".items"); strings.Join(got, " ") != "id _sluice_synced _sluice_deleted" {
+		t.Errorf("NOT NULL columns %v", got)
+	}
+	// The next transaction appends to a table that exists: not frozen.
+	if err := commit(ctx, d, `{}`, nil, rows(4000, 4000)); err != nil {
+		t.Fatal(err)
+	}
+	if pages, all := frozen("items"); all >= pages {
+		t.Errorf("after an append: %d of %d pages frozen, want the new ones not", all, pages)
+	}
+	got := queryStrings(t, c, `SELECT concat_ws('|', count(*), count(DISTINCT id), count(note), min(id), max(id)) FROM `+quote(schema)+`.items`)
+	if strings.Join(got, " ") != "8000|8000|2000|0|7999" {
+		t.Errorf("rows %v", got)
+	}
+	// The key still refuses a duplicate.
+	if _, err := c.Exec(ctx, `INSERT INTO `+quote(schema)+`.items (id, _sluice_synced) VALUES (5, now())`); err == nil || !strings.Contains(err.Error(), "duplicate key") {
+		t.Errorf("duplicate key: %v", err)
+	}
+}
+
+// A NULL key (the engine refuses one first) fails the write, in a new
+// table as in an old one, and the rollback leaves no table.
+func TestNullKeyRefused(t *testing.T) {
+	schema := randomName("nullkey_")
+	c := admin(t, schema)
+	d := openTest(t, schema)
+	ctx := context.Background()
+	err := commit(ctx, d, `{}`, []destination.SchemaChange{{Kind: destination.CreateTable, Table: items}}, batch(true, []any{int64(1), 1.0}, []any{nil, 2.0}))
+	if err == nil || !strings.Contains(err.Error(), "null value") {
+		t.Fatalf("NULL key in a new table: %v", err)
+	}
+	if got := queryStrings(t, c, `SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'items'`, schema); len(got) != 0 {
+		t.Errorf("the failed transaction left table items")
+	}
+}

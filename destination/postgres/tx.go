@@ -101,7 +101,14 @@ func (t *tx) apply(ctx context.Context, ch destination.SchemaChange) error {
 			if err := checkName("column", col.Name); err != nil {
 				return err
 			}
-			b.WriteString(quote(col.Name) + " " + SQLType(col) + ", ")
+			b.WriteString(quote(col.Name) + " " + SQLType(col))
+			if slices.Contains(ch.Table.PrimaryKey, col.Name) {
+				// The PRIMARY KEY comes after the rows (ensureKey); a key
+				// column that is NOT NULL already spares it a scan of
+				// the table to check that.
+				b.WriteString(" NOT NULL")
+			}
+			b.WriteString(", ")
 		}
 		b.WriteString(quote(destination.ColumnSynced) + " timestamptz NOT NULL, " + quote(destination.ColumnDeleted) + " boolean NOT NULL DEFAULT false)")
 		if err := t.exec(ctx, b.String()); err != nil {
@@ -295,7 +302,13 @@ func (t *tx) copyFresh(ctx context.Context, tbl *destination.Table, b *destinati
 		}
 		cols = append(cols, copyColumn{name: destination.ColumnSynced, kind: kTimestamptz, oid: pgtype.TimestamptzOID},
 			copyColumn{name: destination.ColumnDeleted, kind: kBool, oid: pgtype.BoolOID})
-		c = &openCopy{table: tbl.Name, stream: startCopy(ctx, t.tx.Conn().PgConn(), t.d.qualified(tbl.Name), cols)}
+		// A table created in this transaction takes its rows frozen
+		// (COPY FREEZE): no other transaction can have seen it, and
+		// frozen, all-visible rows spare the key's build and the first
+		// readers the visibility checks and hint-bit writes, and VACUUM
+		// a later pass over every page to freeze them.
+		_, created := t.keyless[tbl.Name]
+		c = &openCopy{table: tbl.Name, stream: startCopy(ctx, t.tx.Conn().PgConn(), t.d.qualified(tbl.Name), cols, created)}
 		t.copy = c
 	}
 	// from[i] is the batch column of the table's column i, or -1.
@@ -374,7 +387,7 @@ func (t *tx) stage(ctx context.Context, b *destination.Batch, cols []int, kinds 
 	}
 	columns = append(columns, copyColumn{name: "_sluice_row_set", kind: kText, oid: pgtype.TextOID},
 		copyColumn{name: "_sluice_row_del", kind: kInt2, oid: pgtype.Int2OID})
-	stream := startCopy(ctx, t.tx.Conn().PgConn(), "pg_temp."+quote(name), columns)
+	stream := startCopy(ctx, t.tx.Conn().PgConn(), "pg_temp."+quote(name), columns, false)
 	set := make([]byte, len(cols))
 	err := stream.writeRows(ctx, b, kinds, cols, func(r int, vals []any) {
 		if b.Set[r] == nil {

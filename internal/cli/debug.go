@@ -46,7 +46,7 @@ type debugFlags struct {
 func (f *debugFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.configuration, "configuration", "", "configuration JSON file (default: configuration.json if present)")
 	fs.StringVar(&f.state, "state", "", "state JSON file to start from (default: files/state.json)")
-	fs.StringVar(&f.destination, "destination", "", "destination URL (default: duckdb:files/warehouse.db)")
+	fs.StringVar(&f.destination, "destination", "", "destination URL (default: $SLUICE_DESTINATION, else sluice.json's \"destination\", else duckdb:files/warehouse.db)")
 	fs.StringVar(&f.schema, "schema", "", "warehouse schema (default: the connector's name, or its folder's)")
 	fs.BoolVar(&f.verbose, "verbose", false, "show FINE logs")
 	fs.IntVar(&f.batchRows, "batch-rows", 0, "rows per table held in memory before they are written (default 16384)")
@@ -138,10 +138,14 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 
-	destURL := r.flags.destination
+	destURL, from, err := chooseDestination(r.flags.destination)
+	if err != nil {
+		return err
+	}
 	if destURL == "" {
 		destURL = "duckdb:" + filepath.Join(FilesDir, WarehouseFile)
 	}
+	r.redact.add(destinationSecret(destURL))
 	dest, err := destination.Open(ctx, destURL, destination.Options{Schema: schema})
 	if err != nil {
 		return err
@@ -163,7 +167,11 @@ func (r *run) run(ctx context.Context) error {
 			return err
 		}
 	}
-	fmt.Fprintf(r.stdout, "sluice debug: schema %q in %s\n", schema, redactURL(destURL))
+	where := redactURL(destURL)
+	if from != "" && from != "--destination" {
+		where += " (from " + from + ")"
+	}
+	fmt.Fprintf(r.stdout, "sluice debug: schema %q in %s\n", schema, where)
 	if startState == nil {
 		fmt.Fprintln(r.stdout, "previous state: none (first sync)")
 	} else {

@@ -33,7 +33,8 @@ commands:
                                        show a table's first rows
   schema ROOT TABLE                    show a table's files, columns and row count
   upload ROOT NAME PATH [--no-auto-partition] [--partition-size-mb 250]
-                                       upload a CSV or Parquet file as table NAME
+                                       upload a CSV, Parquet or JSON Lines file (also
+                                       .csv.gz, .jsonl.gz) as table NAME
   rm ROOT NAME                         delete table NAME (every part)
   store add NAME ROOT [--endpoint URL] [--region R] [--path-style]
             [--access-key-env VAR] [--secret-key-env VAR]
@@ -148,16 +149,15 @@ func (c *filesCmd) ls(args []string) int {
 	if !ok {
 		return 2
 	}
-	ctx, stop := filesContext()
-	defer stop()
-	st, err := c.open(ctx, pos[0])
-	if err != nil {
-		return c.fail(err)
-	}
-	defer st.Close()
+	return c.withStore(pos[0], func(ctx context.Context, st filestore.Store) error {
+		return c.list(ctx, st)
+	})
+}
+
+func (c *filesCmd) list(ctx context.Context, st filestore.Store) error {
 	l, err := filetable.New(st).List(ctx)
 	if err != nil {
-		return c.fail(err)
+		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TABLE\tFORMAT\tFILES\tSIZE\tMODIFIED\tPARTITIONS")
@@ -186,21 +186,36 @@ func (c *filesCmd) ls(args []string) int {
 	for _, s := range problems {
 		fmt.Fprintf(c.stdout, "%s: %v\n", s.Name, s.Problem)
 	}
+	return nil
+}
+
+// withStore runs fn with the store a root argument names, under a context
+// that an interrupt cancels, and closes the store after it. It returns the
+// command's exit status: 1, with the error, if the store does not open or
+// fn fails.
+func (c *filesCmd) withStore(rootArg string, fn func(ctx context.Context, st filestore.Store) error) int {
+	ctx, stop := filesContext()
+	defer stop()
+	st, err := c.open(ctx, rootArg)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer st.Close()
+	if err := fn(ctx, st); err != nil {
+		return c.fail(err)
+	}
 	return 0
 }
 
-// table opens a store and one of its tables.
-func (c *filesCmd) table(ctx context.Context, rootArg, name string) (*filetable.Table, func(), error) {
-	st, err := c.open(ctx, rootArg)
-	if err != nil {
-		return nil, nil, err
-	}
-	t, err := filetable.New(st).Table(ctx, name)
-	if err != nil {
-		st.Close()
-		return nil, nil, err
-	}
-	return t, func() { st.Close() }, nil
+// withTable is withStore for one table of the store.
+func (c *filesCmd) withTable(rootArg, name string, fn func(ctx context.Context, t *filetable.Table) error) int {
+	return c.withStore(rootArg, func(ctx context.Context, st filestore.Store) error {
+		t, err := filetable.New(st).Table(ctx, name)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, t)
+	})
 }
 
 func (c *filesCmd) head(args []string) int {
@@ -221,21 +236,13 @@ func (c *filesCmd) head(args []string) int {
 		fmt.Fprintf(c.stderr, "files head: -n %d: give a number of rows, 0 or more\n", *n)
 		return 2
 	}
-	ctx, stop := filesContext()
-	defer stop()
-	t, done, err := c.table(ctx, pos[0], pos[1])
-	if err != nil {
-		return c.fail(err)
-	}
-	defer done()
-	cols, rows, err := t.Head(ctx, *n)
-	if err != nil {
-		return c.fail(err)
-	}
-	if err := writeFileRows(c.stdout, *format, cols, rows); err != nil {
-		return c.fail(err)
-	}
-	return 0
+	return c.withTable(pos[0], pos[1], func(ctx context.Context, t *filetable.Table) error {
+		cols, rows, err := t.Head(ctx, *n)
+		if err != nil {
+			return err
+		}
+		return writeFileRows(c.stdout, *format, cols, rows)
+	})
 }
 
 // writeFileRows writes rows as an aligned table, CSV or JSON Lines.
@@ -385,20 +392,17 @@ func (c *filesCmd) schema(args []string) int {
 	if !ok {
 		return 2
 	}
-	ctx, stop := filesContext()
-	defer stop()
-	t, done, err := c.table(ctx, pos[0], pos[1])
-	if err != nil {
-		return c.fail(err)
-	}
-	defer done()
+	return c.withTable(pos[0], pos[1], c.printSchema)
+}
+
+func (c *filesCmd) printSchema(ctx context.Context, t *filetable.Table) error {
 	cols, err := t.Columns(ctx)
 	if err != nil {
-		return c.fail(err)
+		return err
 	}
 	rows, known, err := t.Count(ctx)
 	if err != nil {
-		return c.fail(err)
+		return err
 	}
 	shape := "file " + t.Files[0].Key
 	if t.Folder {
@@ -428,7 +432,7 @@ func (c *filesCmd) schema(args []string) int {
 		fmt.Fprintf(tw, "  %s\t%s%s\n", col.Name, filesType(col), note)
 	}
 	tw.Flush()
-	return 0
+	return nil
 }
 
 func filesType(c filetable.Column) string {
@@ -449,20 +453,17 @@ func (c *filesCmd) upload(args []string) int {
 	if !ok {
 		return 2
 	}
-	ctx, stop := filesContext()
-	defer stop()
-	st, err := c.open(ctx, pos[0])
-	if err != nil {
-		return c.fail(err)
-	}
-	defer st.Close()
-	bar := newFilesBar(c.stderr, isTerminal(c.stderr), "uploading "+pos[2])
-	start := time.Now()
-	res, err := filetable.Upload(ctx, st, pos[1], pos[2], filetable.UploadOptions{
-		NoAutoPartition: *noAuto,
-		PartitionSizeMB: *sizeMB,
-		Progress:        bar.update,
+	opts := filetable.UploadOptions{NoAutoPartition: *noAuto, PartitionSizeMB: *sizeMB}
+	return c.withStore(pos[0], func(ctx context.Context, st filestore.Store) error {
+		return c.uploadTo(ctx, st, pos[1], pos[2], opts)
 	})
+}
+
+func (c *filesCmd) uploadTo(ctx context.Context, st filestore.Store, name, path string, opts filetable.UploadOptions) error {
+	bar := newFilesBar(c.stderr, isTerminal(c.stderr), "uploading "+path)
+	start := time.Now()
+	opts.Progress = bar.update
+	res, err := filetable.Upload(ctx, st, name, path, opts)
 	bar.finish()
 	if len(res.Renamed) > 0 {
 		fmt.Fprintln(c.stdout, "renamed columns:")
@@ -474,7 +475,7 @@ func (c *filesCmd) upload(args []string) int {
 		tw.Flush()
 	}
 	if err != nil {
-		return c.fail(err)
+		return err
 	}
 	secs := time.Since(start).Seconds()
 	what := res.Keys[0]
@@ -482,11 +483,11 @@ func (c *filesCmd) upload(args []string) int {
 		what = fmt.Sprintf("%s under %s/", filesPlural(len(res.Keys), "part"), res.Table)
 	}
 	fmt.Fprintf(c.stdout, "uploaded %s (%s) as table %s at %s: %s, in %.1fs (%s/s)\n",
-		pos[2], filesSize(res.Bytes), res.Table, st, what, secs, filesSize(int64(float64(res.Bytes)/max(secs, 1e-3))))
+		path, filesSize(res.Bytes), res.Table, st, what, secs, filesSize(int64(float64(res.Bytes)/max(secs, 1e-3))))
 	if len(res.Removed) > 0 {
 		fmt.Fprintf(c.stdout, "replaced the previous table (%s removed)\n", filesPlural(len(res.Removed), "object"))
 	}
-	return 0
+	return nil
 }
 
 func (c *filesCmd) rm(args []string) int {
@@ -495,19 +496,14 @@ func (c *filesCmd) rm(args []string) int {
 	if !ok {
 		return 2
 	}
-	ctx, stop := filesContext()
-	defer stop()
-	st, err := c.open(ctx, pos[0])
-	if err != nil {
-		return c.fail(err)
-	}
-	defer st.Close()
-	n, err := filetable.Remove(ctx, st, pos[1])
-	if err != nil {
-		return c.fail(err)
-	}
-	fmt.Fprintf(c.stdout, "removed table %s from %s (%s)\n", pos[1], st, filesPlural(n, "object"))
-	return 0
+	return c.withStore(pos[0], func(ctx context.Context, st filestore.Store) error {
+		n, err := filetable.Remove(ctx, st, pos[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "removed table %s from %s (%s)\n", pos[1], st, filesPlural(n, "object"))
+		return nil
+	})
 }
 
 func (c *filesCmd) store(args []string) int {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -297,5 +298,41 @@ func TestFilesBar(t *testing.T) {
 	s := b.String()
 	if !strings.HasPrefix(s, "\ruploading x [") || !strings.Contains(s, "100% 4.0 MiB / 4.0 MiB") || !strings.Contains(s, "/s, ") || !strings.HasSuffix(s, "left\n") {
 		t.Errorf("bar: %q", s)
+	}
+}
+
+// A gzipped CSV and a JSON Lines file go up as they are; an extension that
+// does not match the content is refused with the rename to make.
+func TestFilesUploadGzipAndJSONL(t *testing.T) {
+	root, src := t.TempDir(), t.TempDir()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("id,name\n1,\"Ada\nLovelace\"\n"))
+	zw.Close()
+	writeFiles(t, src, map[string]string{
+		"people.csv.gz": gz.String(),
+		"events.jsonl":  "{\"id\": 1}\n{\"id\": 2}\n",
+		"plain.csv.gz":  "id\n1\n",
+	})
+	for _, c := range []struct{ file, table, key string }{
+		{"people.csv.gz", "people", "people.csv.gz"},
+		{"events.jsonl", "events", "events.jsonl"},
+	} {
+		code, out, errs := files(t, "upload", root, c.table, filepath.Join(src, c.file))
+		if code != 0 || !strings.Contains(out, "as table "+c.table+" at "+root+": "+c.key+", in ") {
+			t.Errorf("upload %s: exit %d\n%s%s", c.file, code, out, errs)
+		}
+	}
+	code, out, _ := files(t, "head", root, "people", "--format", "jsonl")
+	if code != 0 || out != "{\"id\":1,\"name\":\"Ada\\nLovelace\"}\n" {
+		t.Errorf("head people: %d %q", code, out)
+	}
+	code, out, _ = files(t, "head", root, "events", "--format", "csv")
+	if code != 0 || out != "id\n1\n2\n" {
+		t.Errorf("head events: %d %q", code, out)
+	}
+	code, _, errs := files(t, "upload", root, "plain", filepath.Join(src, "plain.csv.gz"))
+	if code != 1 || !strings.Contains(errs, "plain.csv.gz is named .csv.gz but its content is text, not gzip-compressed; rename it to .csv") {
+		t.Errorf("mismatch: %d %s", code, errs)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	_ "github.com/sluicedata/sluice/destination/postgres" // postgres:// and postgresql:// destinations
 	"github.com/sluicedata/sluice/engine"
 	"github.com/sluicedata/sluice/internal/contract"
+	"github.com/sluicedata/sluice/internal/project"
 )
 
 // DestinationEnv names the environment variable `run` reads the destination
@@ -55,7 +56,7 @@ func runRunWith(c contract.Connector, secrets func(contract.Config) []string, ar
 		fmt.Fprint(stderr, runUsage)
 		fs.PrintDefaults()
 	}
-	destURL := fs.String("destination", "", "destination URL, such as postgres://user:password@host:5432/db (default: $"+DestinationEnv+")")
+	destURL := fs.String("destination", "", "destination URL, such as postgres://user:password@host:5432/db (default: $"+DestinationEnv+", else sluice.json's \"destination\")")
 	configuration := fs.String("configuration", "", "configuration JSON file (default: configuration.json if present)")
 	schemaFlag := fs.String("schema", "", "destination schema (default: the connector's name, or its folder's)")
 	verbose := fs.Bool("verbose", false, "log FINE records too")
@@ -72,11 +73,10 @@ func runRunWith(c contract.Connector, secrets func(contract.Config) []string, ar
 	defer stop()
 	r := &prodRun{c: c, secrets: secrets, stderr: stderr, start: time.Now(), verbose: *verbose, batchRows: *batchRows}
 	r.out = newJSONLog(stderr, *verbose, &r.redact)
-	url := *destURL
-	if url == "" {
-		url = os.Getenv(DestinationEnv)
+	url, _, err := chooseDestination(*destURL)
+	if err == nil {
+		err = r.run(ctx, url, *configuration, *schemaFlag)
 	}
-	err := r.run(ctx, url, *configuration, *schemaFlag)
 	if err != nil {
 		msg := r.redact.apply(err.Error())
 		if ctx.Err() != nil {
@@ -107,7 +107,7 @@ func (r *prodRun) run(ctx context.Context, url, configPath, schemaName string) e
 		return errors.New("the connector has no Update function: set sdk.Connector{Update: ...}")
 	}
 	if url == "" {
-		return fmt.Errorf("no destination: pass --destination URL or set %s (for example postgres://user:password@host:5432/db?sslmode=disable); run has no default, so that a production sync never lands in a local file by mistake", DestinationEnv)
+		return fmt.Errorf("no destination: pass --destination URL, set %s (for example postgres://user:password@host:5432/db?sslmode=disable) or save one as \"destination\" in %s; run has no default, so that a production sync never lands in a local file by mistake", DestinationEnv, project.FileName)
 	}
 	cfg, err := loadConfiguration(configPath)
 	if err != nil {
@@ -197,6 +197,30 @@ func stateText(b []byte) string {
 		return "none (first sync)"
 	}
 	return string(b)
+}
+
+// chooseDestination picks the destination URL: --destination, else
+// $SLUICE_DESTINATION, else the "destination" of the project file in the
+// current folder (its password from the variable it names). from says
+// which, for messages; an empty url means none of them names one. The
+// project file is read only when needed, so that a flag or the variable
+// works whatever the file holds.
+func chooseDestination(flagURL string) (url, from string, err error) {
+	if flagURL != "" {
+		return flagURL, "--destination", nil
+	}
+	if v := os.Getenv(DestinationEnv); v != "" {
+		return v, DestinationEnv, nil
+	}
+	f, err := project.Load(".")
+	if err != nil {
+		return "", "", err
+	}
+	v, ok, err := f.DestinationURL()
+	if err != nil || !ok {
+		return "", "", err
+	}
+	return v, project.FileName, nil
 }
 
 // destinationSecret is the password of a destination URL, masked wherever

@@ -20,6 +20,16 @@
 //
 // Credentials are never written: a store names the environment variables
 // that hold them.
+//
+// The "destination" key, also this package's, is the warehouse `sluice
+// debug` and `sluice run` sync into when neither --destination nor
+// SLUICE_DESTINATION names one: a URL without a password, or an object
+// whose password_env names the environment variable holding the password:
+//
+//	"destination": {
+//	  "url": "postgres://loader@db:5432/dw?sslmode=disable",
+//	  "password_env": "DW_PASSWORD"
+//	}
 package project
 
 import (
@@ -28,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,11 +65,22 @@ type Store struct {
 	SecretKeyEnv string `json:"secret_key_env,omitempty"`
 }
 
+// Destination is the project's saved destination.
+type Destination struct {
+	// URL is a destination URL without a password.
+	URL string `json:"url"`
+	// PasswordEnv names the environment variable that holds the URL's
+	// password; empty for a destination without one.
+	PasswordEnv string `json:"password_env,omitempty"`
+}
+
 // File is a project's settings file.
 type File struct {
 	// Path is where the file is read from and saved to.
 	Path   string
 	Stores map[string]Store
+	// Destination is the saved destination, nil for none.
+	Destination *Destination
 	// rest holds the other top-level keys, untouched.
 	rest map[string]json.RawMessage
 }
@@ -92,7 +114,83 @@ func Load(dir string) (*File, error) {
 		}
 		delete(f.rest, "stores")
 	}
+	if raw, ok := f.rest["destination"]; ok {
+		d, err := parseDestination(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		f.Destination = d
+		delete(f.rest, "destination")
+	}
 	return f, nil
+}
+
+// parseDestination reads the "destination" key: a URL string or an
+// object {"url": ..., "password_env": ...}.
+func parseDestination(raw json.RawMessage) (*Destination, error) {
+	var d Destination
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		d.URL = s
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&d); err != nil {
+			// The error would quote the value, which may hold a secret.
+			return nil, errors.New(`"destination" must be a URL or {"url": "postgres://user@host:5432/db", "password_env": "VARIABLE"} (no other keys)`)
+		}
+	}
+	if err := checkDestination(d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func checkDestination(d Destination) error {
+	if d.URL == "" {
+		return errors.New(`"destination" has no url`)
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return errors.New(`"destination": url is not a valid URL`)
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			return errors.New(`"destination": the url holds a password, and sluice.json must not: remove it from the url, put it in an environment variable and name that variable in "password_env"`)
+		}
+	}
+	if d.PasswordEnv != "" {
+		if !envName.MatchString(d.PasswordEnv) {
+			return errors.New(`"destination": password_env must be the NAME of an environment variable (upper case letters, digits and _), not its value`)
+		}
+		if u.User == nil || u.User.Username() == "" {
+			return errors.New(`"destination": password_env is set but the url names no user: write it as scheme://user@host/...`)
+		}
+	}
+	return nil
+}
+
+// DestinationURL is the saved destination's URL with its password taken
+// from the environment; ok is false when the file saves none. The error
+// names the variable, never a value.
+func (f *File) DestinationURL() (dest string, ok bool, err error) {
+	d := f.Destination
+	if d == nil {
+		return "", false, nil
+	}
+	if d.PasswordEnv == "" {
+		return d.URL, true, nil
+	}
+	pw, set := os.LookupEnv(d.PasswordEnv)
+	if !set || pw == "" {
+		return "", true, fmt.Errorf("%s: the destination's password_env names %s, which is not set: export it, or give the destination with --destination", f.Path, d.PasswordEnv)
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return "", true, fmt.Errorf("%s: the destination url is not a valid URL", f.Path)
+	}
+	u.User = url.UserPassword(u.User.Username(), pw)
+	return u.String(), true, nil
 }
 
 func describe(err error, b []byte) string {
@@ -120,6 +218,20 @@ func (f *File) Save() error {
 			return err
 		}
 		out["stores"] = b
+	}
+	if d := f.Destination; d != nil {
+		if err := checkDestination(*d); err != nil {
+			return err
+		}
+		var v any = d
+		if d.PasswordEnv == "" {
+			v = d.URL
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		out["destination"] = b
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

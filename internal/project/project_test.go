@@ -3,6 +3,7 @@ package project
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,5 +118,98 @@ func TestResolve(t *testing.T) {
 	_, err = f.Resolve("@lake", filestore.Options{})
 	if err == nil || !strings.Contains(err.Error(), "the environment variable T_LAKE_SECRET (its secret access key) is not set") {
 		t.Errorf("unset secret: %v", err)
+	}
+}
+
+func writeProject(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestDestinationForms(t *testing.T) {
+	// No destination saved.
+	f, err := Load(writeProject(t, `{"stores": {}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok, err := f.DestinationURL(); u != "" || ok || err != nil {
+		t.Errorf("none saved: %q %v %v", u, ok, err)
+	}
+	// A URL without a password, as a string.
+	f, err = Load(writeProject(t, `{"destination": "duckdb:files/prod.db"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok, err := f.DestinationURL(); u != "duckdb:files/prod.db" || !ok || err != nil {
+		t.Errorf("string form: %q %v %v", u, ok, err)
+	}
+	// An object whose password comes from the environment, escaped as a
+	// URL needs.
+	const secret = "s3cr:t/@pw"
+	t.Setenv("SLUICE_TEST_DW_PASSWORD", secret)
+	dir := writeProject(t, `{"destination": {"url": "postgres://loader@db:5432/dw?sslmode=disable", "password_env": "SLUICE_TEST_DW_PASSWORD"}, "other": [1.50]}`)
+	f, err = Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, ok, err := f.DestinationURL()
+	if err != nil || !ok {
+		t.Fatalf("object form: %v %v", ok, err)
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, _ := parsed.User.Password(); pw != secret || parsed.User.Username() != "loader" || parsed.Host != "db:5432" || parsed.RawQuery != "sslmode=disable" {
+		t.Errorf("object form gave %q", u)
+	}
+	// Saving keeps the reference, never the password, and the other keys.
+	if err := f.Save(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, FileName))
+	if strings.Contains(string(b), "s3cr") || !strings.Contains(string(b), `"password_env": "SLUICE_TEST_DW_PASSWORD"`) || !strings.Contains(string(b), "1.50") {
+		t.Errorf("saved file:\n%s", b)
+	}
+	// The variable unset: an error naming it, with no value in it.
+	t.Setenv("SLUICE_TEST_DW_PASSWORD", "")
+	if _, ok, err := f.DestinationURL(); !ok || err == nil || !strings.Contains(err.Error(), "SLUICE_TEST_DW_PASSWORD, which is not set") {
+		t.Errorf("unset variable: %v %v", ok, err)
+	}
+}
+
+func TestDestinationRefused(t *testing.T) {
+	const secret = "hunter2-not-shown"
+	for _, c := range []struct{ content, want string }{
+		{`{"destination": "postgres://loader:` + secret + `@db/dw"}`, "holds a password"},
+		{`{"destination": {"url": "postgres://loader:` + secret + `@db/dw"}}`, "holds a password"},
+		{`{"destination": {"url": "postgres://loader@db/dw", "password_env": "` + secret + `"}}`, "NAME of an environment variable"},
+		{`{"destination": {"url": "postgres://db/dw", "password_env": "DW_PASSWORD"}}`, "names no user"},
+		{`{"destination": {"url": "postgres://loader@db/dw", "password": "` + secret + `"}}`, `"destination" must be a URL or`},
+		{`{"destination": {"password_env": "DW_PASSWORD"}}`, "has no url"},
+		{`{"destination": 42}`, `"destination" must be a URL or`},
+		{`{"destination": "postgres://loader@db:bad` + secret + `/dw"}`, "not a valid URL"},
+	} {
+		_, err := Load(writeProject(t, c.content))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.content, err, c.want)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: the error shows the secret: %v", c.content, err)
+		}
+	}
+	// Save refuses what Load would.
+	f, err := Load(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Destination = &Destination{URL: "postgres://u:" + secret + "@db/dw"}
+	if err := f.Save(); err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("save with a password: %v", err)
 	}
 }

@@ -187,3 +187,27 @@ func TestRedact(t *testing.T) {
 type myErr struct{}
 
 func (*myErr) Error() string { return "login hunter2 failed" }
+
+func TestParseClock(t *testing.T) {
+	for _, c := range []struct {
+		in          string
+		h, m, s, us int
+		ok          bool
+	}{
+		{"12:34:56", 12, 34, 56, 0, true},
+		{"00:00:00.5", 0, 0, 0, 500000, true},
+		{"23:59:59.123456", 23, 59, 59, 123456, true},
+		{"23:59:59.1234567", 0, 0, 0, 0, false}, // more than microseconds
+		{"23:59:59.", 0, 0, 0, 0, false},
+		{"23:59:59x1", 0, 0, 0, 0, false},
+		{"23:59", 0, 0, 0, 0, false},
+		{"2x:59:59", 0, 0, 0, 0, false},
+		{"23-59-59", 0, 0, 0, 0, false},
+		{"", 0, 0, 0, 0, false},
+	} {
+		h, m, s, us, ok := ParseClock(c.in)
+		if h != c.h || m != c.m || s != c.s || us != c.us || ok != c.ok {
+			t.Errorf("ParseClock(%q) = %d %d %d %d %v, want %d %d %d %d %v", c.in, h, m, s, us, ok, c.h, c.m, c.s, c.us, c.ok)
+		}
+	}
+}

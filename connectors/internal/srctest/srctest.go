@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -277,3 +278,24 @@ func (c *Counter) Update(t string, r map[string]any) error { c.Updates++; return
 func (c *Counter) Delete(t string, r map[string]any) error { c.Deletes++; return c.Ops.Delete(t, r) }
 func (c *Counter) Truncate(t string) error                 { c.Truncates++; return c.Ops.Truncate(t) }
 func (c *Counter) Checkpoint(s any) error                  { c.Checkpoints++; return c.Ops.Checkpoint(s) }
+
+// Want compares lines, such as a Dump, with the expected ones.
+func Want(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got: %s\nwant: %s", what, strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+	}
+}
+
+// WantErr fails the test unless err contains every part.
+func WantErr(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("want an error containing %q, got none", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
