@@ -52,6 +52,16 @@ var pgPairs = []pgPair{
 		wantRows: func(n int64) int64 { return n }, wantV1: func(int64) int64 { return 0 },
 	},
 	{
+		// The same load against the limit for sluice's table shape
+		// (primary key, system columns): see PGRawLoadKeyed.
+		name: "initial load, same keyed table",
+		raw:  pgScenario{name: "raw CopyFrom, then key", run: PGRawLoadKeyed},
+		sdk: pgScenario{name: "sluice, keyed", run: func(ctx context.Context, url, schema string, rows int64) (time.Duration, error) {
+			return PGSluiceLoad(ctx, url, schema, rows, *flagPGBatch)
+		}},
+		wantRows: func(n int64) int64 { return n }, wantV1: func(int64) int64 { return 0 },
+	},
+	{
 		name: "upsert, populated",
 		raw:  pgScenario{name: "raw COPY temp + ON CONFLICT", populated: true, run: PGRawUpsert},
 		sdk: pgScenario{name: "sluice upsert", populated: true, run: func(ctx context.Context, url, schema string, rows int64) (time.Duration, error) {
