@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -167,6 +168,12 @@ func prepare(ctx context.Context, dir string, s scenario, rows int64, cfg Config
 
 // measure runs s on a prepared path.
 func measure(ctx context.Context, path string, s scenario, rows int64, cfg Config) (measurement, error) {
+	if !s.raw && os.Getenv("GOGC") == "" {
+		// The sluice scenarios stand for `sluice debug` and `sluice run`,
+		// which set the collector's target (internal/cli tuneGC); the raw
+		// baselines keep Go's default, as a program of their own would.
+		defer debug.SetGCPercent(debug.SetGCPercent(cli.SyncGCPercent))
+	}
 	c0 := cpuTime()
 	d, err := s.run(ctx, path, rows, cfg)
 	c1 := cpuTime()

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicedata/sluice/internal/cli"
 )
 
 // TestFilesAgree checks, on a few rows, that the file-table scenarios load
@@ -87,11 +89,11 @@ func TestFilesChild(t *testing.T) {
 		t.Skip("run by TestFilesReport")
 	}
 	// The Go collector's target as `sluice debug` and `sluice run` set it
-	// (internal/cli tuneGC, syncGCPercent), since the scenarios stand for
+	// (internal/cli tuneGC, SyncGCPercent), since the scenarios stand for
 	// those commands: at Go's default of 100 the row path's Go memory
 	// peaked 15-25 % higher.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
+		debug.SetGCPercent(cli.SyncGCPercent)
 	}
 	name, rest, _ := strings.Cut(spec, "|")
 	csvRoot, rest, _ := strings.Cut(rest, "|")
