@@ -77,6 +77,7 @@ type DB struct {
 	tables map[string]*destination.Table
 
 	memoryLimit   string
+	threads       string
 	inPlaceValues int
 }
 
@@ -185,7 +186,7 @@ func Open(ctx context.Context, path, schema string, s Settings) (*DB, error) {
 	if s.InPlaceValues == 0 {
 		s.InPlaceValues = defaultInPlaceValues
 	}
-	d := &DB{path: path, schema: schema, db: db, conn: conn, memoryLimit: s.MemoryLimit, inPlaceValues: max(s.InPlaceValues, 0)}
+	d := &DB{path: path, schema: schema, db: db, conn: conn, memoryLimit: s.MemoryLimit, threads: s.Threads, inPlaceValues: max(s.InPlaceValues, 0)}
 	s1 := quote(schema)
 	for _, q := range []string{
 		// Casts between TIMESTAMPTZ and text, as when a UTC_DATETIME

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,43 @@ const badSynced = "'-infinity'::TIMESTAMPTZ"
 // loadTable stages the rows of a file load that replaces rows.
 const loadTable = "_sluice_load"
 
+// loadThreads and loadMemoryLimit are DuckDB's settings while a Parquet
+// file loads at the sync's defaults (one thread, syncMemoryLimit): the
+// engine's goroutine waits for the load, so its core is free, and
+// read_parquet on two threads needs more than 48MB. Measured on 10M rows on
+// an idle 2-core machine: 10.9 s at one thread and 48MB, 6.4 s at two and
+// 128MB (DuckDB's own load, both cores and 80 % of RAM: 5.9 s), peak RSS 151
+// and 246 MiB (BENCHMARKS.md, "File tables"). CSV loads stay on one
+// thread: their row numbering (row_number() OVER ()) gained nothing from a
+// second one and cost twice the CPU.
+const (
+	loadThreads     = "2"
+	loadMemoryLimit = "128MB"
+)
+
+// widenForLoad raises DuckDB's threads and memory_limit for a file load, if
+// the sync runs at its defaults (settings a user chose are left alone), and
+// returns what puts them back.
+func (t *tx) widenForLoad(ctx context.Context) (restore func() error, err error) {
+	noop := func() error { return nil }
+	if t.d.threads != syncThreads || t.d.memoryLimit != syncMemoryLimit || runtime.NumCPU() < 2 {
+		return noop, nil
+	}
+	set := func(threads, limit string) error {
+		if _, err := t.tx.ExecContext(context.WithoutCancel(ctx), `SET threads = `+threads); err != nil {
+			return fmt.Errorf("DuckDB threads for a file load: %w", err)
+		}
+		if _, err := t.tx.ExecContext(context.WithoutCancel(ctx), `SET memory_limit = '`+limit+`'`); err != nil {
+			return fmt.Errorf("DuckDB memory_limit for a file load: %w", err)
+		}
+		return nil
+	}
+	if err := set(loadThreads, loadMemoryLimit); err != nil {
+		return noop, err
+	}
+	return func() error { return set(syncThreads, syncMemoryLimit) }, nil
+}
+
 // csvBufferBytes is read_csv's buffer: DuckDB's default (32 MiB, one per
 // thread) does not fit the sync's memory_limit.
 const csvBufferBytes = 2 << 20
@@ -74,6 +112,17 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 	err = t.tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM `+t.d.qualified(tbl.Name)+` WHERE `+src.slice+`)`).Scan(&fresh)
 	if err != nil {
 		return res, fmt.Errorf("table %q: %w", tbl.Name, err)
+	}
+	if f.Format == contract.FileParquet {
+		restore, werr := t.widenForLoad(ctx)
+		if werr != nil {
+			return res, werr
+		}
+		defer func() {
+			if rerr := restore(); err == nil && rerr != nil {
+				err = rerr
+			}
+		}()
 	}
 	if fresh && src.unique {
 		return t.insertFresh(ctx, tbl, f, src)
