@@ -39,10 +39,15 @@ func PGSchema() string {
 func pgColumns(withKey bool) string {
 	var cols []string
 	for _, c := range Columns {
-		cols = append(cols, quote(c.Name)+" "+postgres.SQLType(destination.Column{Type: c.Type}))
+		col := quote(c.Name) + " " + postgres.SQLType(destination.Column{Type: c.Type})
+		if withKey && c.Name == "id" {
+			col += " NOT NULL"
+		}
+		cols = append(cols, col)
 	}
 	if withKey {
-		cols = append(cols, quote(destination.ColumnSynced)+" timestamptz NOT NULL", quote(destination.ColumnDeleted)+" boolean NOT NULL DEFAULT false", `PRIMARY KEY ("id")`)
+		// The key itself is added after the rows (rawCopyLoad).
+		cols = append(cols, quote(destination.ColumnSynced)+" timestamptz NOT NULL", quote(destination.ColumnDeleted)+" boolean NOT NULL DEFAULT false")
 	}
 	return strings.Join(cols, ", ")
 }
@@ -96,37 +101,24 @@ func DropPGSchema(ctx context.Context, url, schema string) error {
 // PGRawLoad is the physical limit of a load: CopyFrom into a new table
 // without key, in one transaction.
 func PGRawLoad(ctx context.Context, url, schema string, rows int64) (time.Duration, error) {
-	start := time.Now()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close(ctx)
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback(ctx)
-	for _, q := range []string{`CREATE SCHEMA ` + quote(schema), `CREATE TABLE ` + quote(schema) + `.` + quote(Table) + ` (` + pgColumns(false) + `)`} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{schema, Table}, columnNames(), newGenSource(0, rows, 0, nil)); err != nil {
-		return 0, err
-	}
-	err = tx.Commit(ctx)
-	return time.Since(start), err
+	return rawCopyLoad(ctx, url, schema, rows, false)
 }
 
 // PGRawLoadKeyed is the physical limit of a load into the table sluice
 // makes: the same columns, system columns included, and a primary key on
 // id, loaded the fastest way we know for such a table: key column NOT
 // NULL, rows by pgx's CopyFrom, the key built after the rows, one
-// transaction (sluice also freezes the rows, which pgx's CopyFrom cannot). The issue's baseline
-// (PGRawLoad) has no key: a keyed table cannot reach it, and sluice needs
-// the key for its merges (INSERT … ON CONFLICT).
+// transaction (sluice also freezes the rows, which pgx's CopyFrom cannot).
+// The issue's baseline (PGRawLoad) has no key: a keyed table cannot reach
+// it, and sluice needs the key for its merges (INSERT … ON CONFLICT).
 func PGRawLoadKeyed(ctx context.Context, url, schema string, rows int64) (time.Duration, error) {
+	return rawCopyLoad(ctx, url, schema, rows, true)
+}
+
+// rawCopyLoad creates the schema and table and fills it by one CopyFrom, in
+// one transaction; keyed adds sluice's system columns and builds the
+// primary key after the rows.
+func rawCopyLoad(ctx context.Context, url, schema string, rows int64, keyed bool) (time.Duration, error) {
 	start := time.Now()
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -139,20 +131,23 @@ func PGRawLoadKeyed(ctx context.Context, url, schema string, rows int64) (time.D
 	}
 	defer tx.Rollback(ctx)
 	qt := quote(schema) + `.` + quote(Table)
-	cols := strings.Replace(pgColumns(true), `, PRIMARY KEY ("id")`, "", 1)
-	cols = strings.Replace(cols, quote("id")+" bigint", quote("id")+" bigint NOT NULL", 1)
-	for _, q := range []string{`CREATE SCHEMA ` + quote(schema), `CREATE TABLE ` + qt + ` (` + cols + `)`} {
+	for _, q := range []string{`CREATE SCHEMA ` + quote(schema), `CREATE TABLE ` + qt + ` (` + pgColumns(keyed) + `)`} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return 0, err
 		}
 	}
-	names := append(columnNames(), destination.ColumnSynced, destination.ColumnDeleted)
-	synced := time.Now().UTC()
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{schema, Table}, names, newGenSource(0, rows, 0, &synced)); err != nil {
+	names, src := columnNames(), newGenSource(0, rows, 0, nil)
+	if keyed {
+		synced := time.Now().UTC()
+		names, src = append(names, destination.ColumnSynced, destination.ColumnDeleted), newGenSource(0, rows, 0, &synced)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{schema, Table}, names, src); err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `ALTER TABLE `+qt+` ADD PRIMARY KEY ("id")`); err != nil {
-		return 0, err
+	if keyed {
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+qt+` ADD PRIMARY KEY ("id")`); err != nil {
+			return 0, err
+		}
 	}
 	err = tx.Commit(ctx)
 	return time.Since(start), err

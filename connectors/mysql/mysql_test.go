@@ -2,7 +2,6 @@ package mysql_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -111,19 +110,6 @@ func TestIncremental(t *testing.T) {
 	srctest.Want(t, "dec_cur", w.Dump(f.dest("dec_cur")), []string{"a|1.500|18446744073709551615|false", "b|2.250|1|false", "c|3.000|2|false"})
 }
 
-type cancelAfter struct {
-	contract.Ops
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfter) Upsert(t string, r map[string]any) error {
-	if c.n--; c.n < 0 {
-		c.cancel()
-	}
-	return c.Ops.Upsert(t, r)
-}
-
 // TestCrashResume: a sync ended by an error or a cancelled context, then
 // run again, leaves the warehouse an uninterrupted sync leaves; ties on
 // the cursor across a checkpoint lose and repeat nothing.
@@ -152,41 +138,9 @@ func TestCrashResume(t *testing.T) {
 			"INSERT INTO {s}.inc SELECT 1000 + i, 40, CONCAT('tie', i) FROM {s}.seed WHERE i <= 25")
 	}
 	cfg := f.cfg("tables", "big, bag, inc", "modes", `{"inc": "incremental:seq"}`, "checkpoint_rows", "13")
-	load()
-	ref := srctest.New(t)
-	sync(t, ref, cfg)
-	change()
-	sync(t, ref, cfg)
-	tables := []string{"big", "bag", "inc"}
-	wantRows := map[string][]string{}
-	for _, tb := range tables {
-		wantRows[tb] = ref.Dump(f.dest(tb))
-	}
+	tables := []string{f.dest("big"), f.dest("bag"), f.dest("inc")}
 	// The second sync emits 343 (big) + 272 (bag) + about 70 (inc) rows.
-	for i, n := range []int{0, 13, 14, 300, 620, 650} {
-		how := []string{"error", "cancel"}[i%2]
-		t.Run(fmt.Sprintf("%s-after-%d", how, n), func(t *testing.T) {
-			load()
-			w := srctest.New(t)
-			sync(t, w, cfg)
-			change()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			wrap := srctest.FailAfter(n)
-			if how == "cancel" {
-				wrap = func(o contract.Ops) contract.Ops { return &cancelAfter{Ops: o, n: n, cancel: cancel} }
-			}
-			if err := w.Sync(ctx, conn, cfg, wrap); err == nil {
-				t.Fatal("the sync did not fail")
-			} else if how == "cancel" && !errors.Is(err, context.Canceled) {
-				t.Errorf("want a cancelled sync, got %v", err)
-			}
-			sync(t, w, cfg)
-			for _, tb := range tables {
-				srctest.Want(t, tb, w.Dump(f.dest(tb)), wantRows[tb])
-			}
-		})
-	}
+	srctest.ResumeMatches(t, conn, cfg, tables, []int{0, 13, 14, 300, 620, 650}, load, change)
 }
 
 // TestBadInput: each mistake ends the sync with an error that names it,

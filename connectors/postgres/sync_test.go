@@ -3,13 +3,11 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/sluicedata/sluice/connectors/internal/srctest"
 	"github.com/sluicedata/sluice/connectors/postgres"
-	"github.com/sluicedata/sluice/internal/contract"
 )
 
 // TestTablesKeysAndSelection checks include and exclude patterns, views
@@ -157,20 +155,6 @@ func TestTiesAcrossCheckpoints(t *testing.T) {
 	srctest.Want(t, "resumed", w.Dump(f.dest("ties")), ref.Dump(f.dest("ties")))
 }
 
-// cancelAfter cancels the sync's context after n upserts, as Ctrl-C would.
-type cancelAfter struct {
-	contract.Ops
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfter) Upsert(t string, r map[string]any) error {
-	if c.n--; c.n < 0 {
-		c.cancel()
-	}
-	return c.Ops.Upsert(t, r)
-}
-
 // TestCrashResume ends a sync at many points, by a failing operation or a
 // cancelled context, then runs it again: the warehouse ends identical to an
 // uninterrupted sync's, for full refresh (keyed: resumed after the last
@@ -199,47 +183,11 @@ func TestCrashResume(t *testing.T) {
 			`INSERT INTO {s}.bag SELECT * FROM {s}.snap_bag`, `INSERT INTO {s}.inc SELECT * FROM {s}.snap_inc`)
 	}
 	cfg["exclude"] = "snap_*"
-	ref := srctest.New(t)
-	sync(t, ref, cfg)
-	change()
-	sync(t, ref, cfg)
-	tables := []string{"big", "bag", "inc"}
-	wantRows := map[string][]string{}
-	for _, tb := range tables {
-		wantRows[tb] = ref.Dump(f.dest(tb))
-	}
-
+	tables := []string{f.dest("big"), f.dest("bag"), f.dest("inc")}
 	// The second sync emits about 830 rows: big's 463, bag's 272, then
 	// inc's. The points fall before, on and after a checkpoint, and in
 	// each table.
-	for i, n := range []int{0, 70, 71, 300, 520, 780} {
-		how := []string{"error", "cancel"}[i%2]
-		{
-			t.Run(fmt.Sprintf("%s-after-%d", how, n), func(t *testing.T) {
-				restore()
-				w := srctest.New(t)
-				sync(t, w, cfg)
-				change()
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				wrap := srctest.FailAfter(n)
-				if how == "cancel" {
-					wrap = func(o contract.Ops) contract.Ops { return &cancelAfter{Ops: o, n: n, cancel: cancel} }
-				}
-				err := w.Sync(ctx, conn, cfg, wrap)
-				if err == nil {
-					t.Fatalf("the sync did not fail")
-				}
-				if how == "cancel" && !errors.Is(err, context.Canceled) {
-					t.Errorf("want a cancelled sync, got %v", err)
-				}
-				sync(t, w, cfg)
-				for _, tb := range tables {
-					srctest.Want(t, tb, w.Dump(f.dest(tb)), wantRows[tb])
-				}
-			})
-		}
-	}
+	srctest.ResumeMatches(t, conn, cfg, tables, []int{0, 70, 71, 300, 520, 780}, restore, change)
 }
 
 // TestReadMethodsAgree: COPY and the streamed query give one warehouse.

@@ -299,3 +299,68 @@ func WantErr(t *testing.T, err error, parts ...string) {
 		}
 	}
 }
+
+// CancelAfter wraps Ops so that the sync's context is cancelled after n
+// upserts, as Ctrl-C would.
+func CancelAfter(n int, cancel context.CancelFunc) func(contract.Ops) contract.Ops {
+	return func(o contract.Ops) contract.Ops { return &cancelling{Ops: o, n: n, cancel: cancel} }
+}
+
+type cancelling struct {
+	contract.Ops
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelling) Upsert(t string, r map[string]any) error {
+	if c.n--; c.n < 0 {
+		c.cancel()
+	}
+	return c.Ops.Upsert(t, r)
+}
+
+// ResumeMatches is the crash-and-resume check: reset puts the source back
+// to its first state, change makes the second. The reference is a sync of
+// the first state, then one of the second. Then for each point n, in a
+// subtest of a fresh warehouse, the second sync is stopped at n
+// (alternately by a failing operation and by a cancelled context) and run
+// again: tables (warehouse names) must hold what the reference holds.
+func ResumeMatches(t *testing.T, conn contract.Connector, cfg contract.Config, tables []string, points []int, reset, change func()) {
+	t.Helper()
+	ctx := context.Background()
+	reset()
+	ref := New(t)
+	ref.MustSync(ctx, conn, cfg)
+	change()
+	ref.MustSync(ctx, conn, cfg)
+	want := map[string][]string{}
+	for _, tb := range tables {
+		want[tb] = ref.Dump(tb)
+	}
+	for i, n := range points {
+		how := []string{"error", "cancel"}[i%2]
+		t.Run(fmt.Sprintf("%s-after-%d", how, n), func(t *testing.T) {
+			reset()
+			w := New(t)
+			w.MustSync(ctx, conn, cfg)
+			change()
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			wrap := FailAfter(n)
+			if how == "cancel" {
+				wrap = CancelAfter(n, cancel)
+			}
+			err := w.Sync(sctx, conn, cfg, wrap)
+			if err == nil {
+				t.Fatal("the sync did not fail")
+			}
+			if how == "cancel" && !errors.Is(err, context.Canceled) {
+				t.Errorf("want a cancelled sync, got %v", err)
+			}
+			w.MustSync(ctx, conn, cfg)
+			for _, tb := range tables {
+				Want(t, tb, w.Dump(tb), want[tb])
+			}
+		})
+	}
+}
