@@ -59,24 +59,28 @@ func (f *keyFilter) mayContain(h uint64) bool {
 		return true
 	}
 	lo := uint32(h)
+	found := false
 	for _, g := range f.gens {
-		b := blockOf(g, h)
-		hit := true
-		for i, s := range salts {
-			if b[i]&(1<<((lo*s)>>27)) == 0 {
-				hit = false
-				break
-			}
-		}
-		if hit {
-			return true
+		if blockHas(blockOf(g, h), lo) {
+			found = true
+			break
 		}
 	}
 	// The generations may be memory the collector does not see: f must
-	// stay reachable, so that its cleanup does not free them, while b
-	// points into them.
+	// stay reachable, so that its cleanup does not free them, while they
+	// are read, whichever way the loop ends.
 	runtime.KeepAlive(f)
-	return false
+	return found
+}
+
+// blockHas reports whether every bit of lo's pattern is set in b.
+func blockHas(b *filterBlock, lo uint32) bool {
+	for i, s := range salts {
+		if b[i]&(1<<((lo*s)>>27)) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // giveUp makes the filter full: from then on it knows nothing, and its
