@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sluicedata/sluice/destination"
 	"github.com/sluicedata/sluice/internal/contract"
@@ -93,6 +94,11 @@ type Engine struct {
 
 	hashBuf []byte
 	keyBuf  []byte
+	// last is the table of the last operation, under the engine's own copy
+	// of the name it was asked by: a connector mostly emits runs of
+	// operations on one table.
+	last     *table
+	lastName string
 }
 
 // New makes an engine writing to dest. Call Start before any operation.
@@ -228,8 +234,8 @@ func (e *Engine) declare(dt contract.Table, seen map[string]string) error {
 				e.schemaChange(destination.SchemaChange{Kind: destination.WidenColumn, Table: destination.Table{Name: t.name}, Column: col})
 			}
 			c.declared, c.claimed = true, true
-			c.source = dc.Name
-			t.bySource[dc.Name] = i
+			c.source = strings.Clone(dc.Name)
+			t.bySource[c.source] = i
 			continue
 		}
 		t.cols[t.addColumn(dc.Name, cname, col, true, false)].claimed = true
@@ -253,17 +259,22 @@ func (e *Engine) declare(dt contract.Table, seen map[string]string) error {
 
 // Upsert implements contract.Ops.
 func (e *Engine) Upsert(table string, row map[string]any) error {
-	return e.apply(opUpsert, table, row)
+	return e.apply(opUpsert, table, row, nil)
+}
+
+// UpsertWith implements contract.ExtraUpserter.
+func (e *Engine) UpsertWith(table string, row map[string]any, extra []contract.Field) error {
+	return e.apply(opUpsert, table, row, extra)
 }
 
 // Update implements contract.Ops.
 func (e *Engine) Update(table string, row map[string]any) error {
-	return e.apply(opUpdate, table, row)
+	return e.apply(opUpdate, table, row, nil)
 }
 
 // Delete implements contract.Ops.
 func (e *Engine) Delete(table string, keys map[string]any) error {
-	return e.apply(opDelete, table, keys)
+	return e.apply(opDelete, table, keys, nil)
 }
 
 // Truncate implements contract.Ops.
@@ -411,6 +422,17 @@ func (e *Engine) schemaChange(c destination.SchemaChange) {
 
 // table finds or creates the table a source name refers to.
 func (e *Engine) table(source string) (*table, error) {
+	if e.last != nil && source == e.lastName {
+		return e.last, nil
+	}
+	t, err := e.lookupTable(source)
+	if err == nil {
+		e.last, e.lastName = t, strings.Clone(source)
+	}
+	return t, err
+}
+
+func (e *Engine) lookupTable(source string) (*table, error) {
 	if t, ok := e.bySource[source]; ok {
 		return t, nil
 	}
@@ -443,7 +465,7 @@ func (e *Engine) table(source string) (*table, error) {
 }
 
 // apply folds one row operation into its table's batch.
-func (e *Engine) apply(kind opKind, tableName string, row map[string]any) error {
+func (e *Engine) apply(kind opKind, tableName string, row map[string]any, extra []contract.Field) error {
 	e.ops.Add(1)
 	if err := e.check(); err != nil {
 		return err
@@ -452,7 +474,7 @@ func (e *Engine) apply(kind opKind, tableName string, row map[string]any) error 
 	if err != nil {
 		return e.fail(fmt.Errorf("operation %d (%s into %q): %w", e.ops.Load(), kind, tableName, err))
 	}
-	if err := e.fold(kind, t, row); err != nil {
+	if err := e.fold(kind, t, row, extra); err != nil {
 		return e.fail(fmt.Errorf("operation %d (%s into table %q): %w", e.ops.Load(), kind, t.name, err))
 	}
 	switch kind {
@@ -476,7 +498,7 @@ func (e *Engine) apply(kind opKind, tableName string, row map[string]any) error 
 	return nil
 }
 
-func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
+func (e *Engine) fold(kind opKind, t *table, row map[string]any, extra []contract.Field) error {
 	n := len(t.cols)
 	vals := slices.Grow(t.scratch[:0], n)[:n]
 	clear(vals)
@@ -486,13 +508,13 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 	clear(present)
 	givenID := false
 	unknown := t.unknown[:0]
-	for k, v := range row {
-		i, ok := t.bySource[k]
+	take := func(k string, v any) error {
+		i, ok := t.column(k)
 		if !ok {
 			if v != nil { // a NULL in a column never seen says nothing
-				unknown = append(unknown, k)
+				unknown = append(unknown, contract.Field{Name: k, Value: v})
 			}
-			continue
+			return nil
 		}
 		c := &t.cols[i]
 		if c.source != k {
@@ -503,16 +525,27 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 		if k == destination.ColumnID {
 			givenID = true
 		}
-		if err := e.setValue(t, i, v, vals, raw, present); err != nil {
+		return e.setValue(t, i, v, vals, raw, present)
+	}
+	for k, v := range row {
+		if len(extra) > 0 && slices.ContainsFunc(extra, func(f contract.Field) bool { return f.Name == k }) {
+			continue // replaced
+		}
+		if err := take(k, v); err != nil {
+			return err
+		}
+	}
+	for _, f := range extra {
+		if err := take(f.Name, f.Value); err != nil {
 			return err
 		}
 	}
 	if len(unknown) > 0 {
 		// New columns are added in name order, so that the table's column
 		// order does not depend on map iteration.
-		slices.Sort(unknown)
-		for _, k := range unknown {
-			i, err := e.newColumn(t, k)
+		slices.SortFunc(unknown, func(a, b contract.Field) int { return strings.Compare(a.Name, b.Name) })
+		for _, f := range unknown {
+			i, err := e.newColumn(t, f.Name)
 			if err != nil {
 				return err
 			}
@@ -522,7 +555,7 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 			for len(present)*64 < len(t.cols) {
 				present = append(present, 0)
 			}
-			if err := e.setValue(t, i, row[k], vals, raw, present); err != nil {
+			if err := e.setValue(t, i, f.Value, vals, raw, present); err != nil {
 				return err
 			}
 		}
@@ -548,20 +581,35 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 			present[idx/64] |= 1 << (idx % 64)
 		}
 	}
-	key := e.keyBuf[:0]
 	for _, i := range t.keyIdx {
 		if vals[i] == nil {
 			return fmt.Errorf("the row has no value for primary key column %q", t.cols[i].source)
 		}
-		key = appendCanon(key, vals[i])
 	}
-	e.keyBuf = key
 	b := t.batch
-	r, exists := t.index[string(key)]
+	hashes := t.keys != nil && t.mono != monoOn
+	// A key above every key of the batch is in no row of it: while keys
+	// rise, as a load in key order's do, the batch needs no index.
+	rising := !t.indexed && t.above(b, vals)
+	var key []byte
+	if hashes || !rising {
+		key = e.keyBuf[:0]
+		for _, i := range t.keyIdx {
+			key = appendCanon(key, vals[i])
+		}
+		e.keyBuf = key
+	}
+	r, exists := 0, false
+	if !rising {
+		t.indexBatch()
+		r, exists = t.index[string(key)]
+	}
 	if !exists {
 		r = b.Rows
-		t.index[string(key)] = r
-		if t.keys != nil && t.mono != monoOn {
+		if !rising {
+			t.index[string(key)] = r
+		}
+		if hashes {
 			t.hashes = append(t.hashes, maphash.Bytes(keySeed, key))
 		}
 		b.Rows++
@@ -609,6 +657,43 @@ func (e *Engine) fold(kind opKind, t *table, row map[string]any) error {
 		b.Deleted[r] = destination.Deleted
 	}
 	return nil
+}
+
+// above reports whether the key in vals is above the key of the batch's
+// last row (so above every row's, while the batch's keys rise): compared as
+// keyCompare does, whose order makes equal keys exactly the equal
+// canonical ones. An empty batch holds no key.
+func (t *table) above(b *destination.Batch, vals []any) bool {
+	if b.Rows == 0 {
+		return true
+	}
+	for _, i := range t.keyIdx {
+		c, ok := valueCompare(vals[i], b.Values[i][b.Rows-1])
+		if !ok || c < 0 {
+			return false
+		}
+		if c > 0 {
+			return true
+		}
+	}
+	return false // equal
+}
+
+// indexBatch puts the batch's rows in t.index, once its keys stop rising.
+func (t *table) indexBatch() {
+	if t.indexed {
+		return
+	}
+	b := t.batch
+	for r := 0; r < b.Rows; r++ {
+		key := t.indexBuf[:0]
+		for _, i := range t.keyIdx {
+			key = appendCanon(key, b.Values[i][r])
+		}
+		t.indexBuf = key
+		t.index[string(key)] = r
+	}
+	t.indexed = true
 }
 
 // setValue converts v for column i into vals (the stored form) and raw (the
@@ -689,8 +774,8 @@ func (e *Engine) newColumn(t *table, source string) (int, error) {
 		// The column's name in the warehouse (or a key column's name in the
 		// schema) was not used in this sync: this spelling claims it.
 		delete(t.bySource, c.source)
-		c.source, c.claimed = source, true
-		t.bySource[source] = i
+		c.source, c.claimed = strings.Clone(source), true
+		t.bySource[c.source] = i
 		return i, nil
 	}
 	i := t.addColumn(source, name, destination.Column{Name: name}, false, false)
@@ -715,8 +800,8 @@ func (e *Engine) stage(t *table) error {
 	cols, rows := len(t.batch.Values), t.batch.Rows
 	e.submit(j)
 	if b != nil {
-		// After submit, which waits for the writer to take the job
-		// before, so that the batch it wrote before that is free.
+		// After submit, which may wait for the writer: the batches it
+		// wrote meanwhile are then free for reuse.
 		t.handOff(e.w.free, cols, rows)
 	}
 	return e.w.failed()
@@ -961,7 +1046,20 @@ func (e *Engine) submit(j writeJob) {
 	if j.state != nil {
 		e.inTx = false
 	}
-	e.w.submit(j)
+	e.w.submit(j, e.filtering())
+}
+
+// filtering reports whether a table's key filter holds memory. The
+// writer's queue then stays one job deep: the filter takes up to
+// KeyFilterBytes, and the batches a deeper queue holds would come on top
+// (a 20M-row hash-keyed load peaked at 351 MB with them, 303 without).
+func (e *Engine) filtering() bool {
+	for _, t := range e.order {
+		if t.keys != nil && len(t.keys.gens) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // commit hands the writer what is left of the checkpoint (schema changes and
@@ -1008,9 +1106,14 @@ type table struct {
 	sorted   []int    // column indexes in name order, for the row hash
 	byName   map[string]int
 	bySource map[string]int
+	slots    [nameSlots]nameSlot // bySource by the address of a name's bytes
 
 	batch *destination.Batch
-	index map[string]int // key -> batch row
+	index map[string]int // key -> batch row, once indexed
+	// indexed: index holds the batch's rows. Until then their keys rise
+	// from row to row (see above).
+	indexed  bool
+	indexBuf []byte
 	// keys holds the keys written to the table, when it was empty at the
 	// start of the sync: nil once unknown. hashes are the batch rows' keys
 	// for it.
@@ -1023,7 +1126,7 @@ type table struct {
 	scratch            []any // per-row buffers, reused
 	raw                []any
 	present            []uint64
-	unknown            []string
+	unknown            []contract.Field
 	counts             Counts
 }
 
@@ -1059,10 +1162,11 @@ func (t *table) addColumn(source, name string, col destination.Column, declared,
 	if inDest {
 		c.dest = col
 	}
+	c.source = strings.Clone(source) // the engine's own: see column
 	t.cols = append(t.cols, c)
 	t.names = append(t.names, name)
 	t.byName[name] = i
-	t.bySource[source] = i
+	t.bySource[c.source] = i
 	t.sorted = append(t.sorted, i)
 	sort.Slice(t.sorted, func(a, b int) bool { return t.names[t.sorted[a]] < t.names[t.sorted[b]] })
 	rows := t.batch.Rows
@@ -1076,6 +1180,46 @@ func (t *table) addColumn(source, name string, col destination.Column, declared,
 		t.cols[i].isKey = true
 	}
 	return i
+}
+
+// nameSlots is the size of a table's column cache (column): a power of
+// two, several times the columns of a usual row, so that few names share a
+// slot.
+const nameSlots = 128
+
+type nameSlot struct {
+	p   *byte // the first byte of a name a row used
+	col int
+}
+
+// column finds the column a row's key names, as bySource does. A connector
+// names columns with the same few strings, string literals or the keys of
+// a map it reuses, so a table first looks the name up by the address of its
+// bytes, which costs less than hashing them (Go's map hashes every key of
+// every row). A hit is confirmed against the column's own copy of its
+// name: a connector that reuses one buffer for several names (decoders that
+// do not copy their strings do) gets a miss, never a wrong column.
+func (t *table) column(k string) (int, bool) {
+	if len(k) == 0 {
+		i, ok := t.bySource[k]
+		return i, ok
+	}
+	p := unsafe.StringData(k)
+	h := uint64(uintptr(unsafe.Pointer(p))) * 0x9e3779b97f4a7c15 >> (64 - 7)
+	for _, s := range [2]uint64{h, h ^ 1} {
+		if e := &t.slots[s]; e.p == p && t.cols[e.col].source == k {
+			return e.col, true
+		}
+	}
+	i, ok := t.bySource[k]
+	if ok && t.cols[i].source == k {
+		e := &t.slots[h]
+		if e.p != nil {
+			e = &t.slots[h^1]
+		}
+		*e = nameSlot{p: p, col: i}
+	}
+	return i, ok
 }
 
 // resolveKey finds the key columns, adding any the schema did not type.
@@ -1118,6 +1262,7 @@ func (t *table) handOff(free <-chan *destination.Batch, cols, rows int) {
 	}
 	t.batch = b
 	clear(t.index)
+	t.indexed = false
 	t.hashes = t.hashes[:0]
 }
 
@@ -1196,3 +1341,5 @@ func truncate(s string, n int) string {
 }
 
 var _ contract.Ops = (*Engine)(nil)
+
+var _ contract.ExtraUpserter = (*Engine)(nil)

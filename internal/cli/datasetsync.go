@@ -61,6 +61,10 @@ func DatasetConnector(d contract.Dataset, only string, incremental bool) contrac
 				return err
 			}
 			fill := newDatasetRow(h.Info().Partitioning)
+			// An engine takes the added columns beside the connector's
+			// row: copying every row into a map of the runtime's own cost
+			// a tenth of a dataset sync's CPU.
+			with, _ := ops.(contract.ExtraUpserter)
 			pending, dirty := 0, false // rows since the last checkpoint
 			for _, p := range parts {
 				if _, seen := counts[p.ID]; incremental && seen {
@@ -69,6 +73,11 @@ func DatasetConnector(d contract.Dataset, only string, incremental bool) contrac
 				var n int64
 				fill.partition(p)
 				_, err := h.Read(ctx, contract.ReadOptions{Partition: p.ID}, func(row contract.Row) error {
+					if with != nil {
+						extra := fill.extra(row, n)
+						n++
+						return with.UpsertWith(name, row, extra)
+					}
 					out := fill.row(row, n)
 					n++
 					return ops.Upsert(name, out)
@@ -137,10 +146,11 @@ const checkpointRows = 1_000_000
 // first, which cost more than the copy; a key left from an earlier row
 // shows in the map's length, and the map is then cleared and filled again.
 type datasetRow struct {
-	out  map[string]any
-	dims contract.Partitioning
-	part contract.Partition
-	id   any // part.ID, boxed once per partition rather than per row
+	out   map[string]any
+	dims  contract.Partitioning
+	part  contract.Partition
+	id    any // part.ID, boxed once per partition rather than per row
+	added []contract.Field
 }
 
 func newDatasetRow(dims contract.Partitioning) *datasetRow {
@@ -185,6 +195,22 @@ func (r *datasetRow) put(row contract.Row, n int64) int {
 		}
 	}
 	return keys
+}
+
+// extra returns the values to add to the connector's row at position n
+// (for contract.ExtraUpserter), as put adds them: the partition and the
+// position always, a dimension's value where the row has none. It is
+// valid until the next call.
+func (r *datasetRow) extra(row contract.Row, n int64) []contract.Field {
+	r.added = append(r.added[:0], contract.Field{Name: partitionColumn, Value: r.id}, contract.Field{Name: rowColumn, Value: n})
+	if !r.part.All() {
+		for i, dim := range r.dims {
+			if _, ok := row[dim.Name]; !ok {
+				r.added = append(r.added, contract.Field{Name: dim.Name, Value: r.part.Values[i]})
+			}
+		}
+	}
+	return r.added
 }
 
 // datasetPartitions lists what a sync reads: the one partition asked for,

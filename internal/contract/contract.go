@@ -42,6 +42,20 @@ type Ops interface {
 	Checkpoint(state any) error
 }
 
+// ExtraUpserter is an Ops that upserts a row with values added to it,
+// without the caller copying the row into a map of its own: the dataset
+// runtime adds a partition and a position to every row it reads. A value in
+// extra replaces the row's value of the same name.
+type ExtraUpserter interface {
+	UpsertWith(table string, row map[string]any, extra []Field) error
+}
+
+// Field is one named value.
+type Field struct {
+	Name  string
+	Value any
+}
+
 // UpdateFunc reads the source and emits operations.
 type UpdateFunc func(ctx context.Context, config Config, state State, ops Ops) error
 
