@@ -30,7 +30,9 @@ type writer struct {
 	jobs  chan writeJob
 	taken chan struct{} // a job was taken from jobs (see submit)
 	done  chan struct{}
-	// free returns written batches to the engine for reuse.
+	// free returns written batches to the engine for reuse: one at a
+	// time, as the engine starts one batch at a time, since a batch in
+	// it keeps its old values until reused.
 	free chan *destination.Batch
 
 	mu  sync.Mutex
@@ -54,7 +56,7 @@ type writeJob struct {
 func newWriter(dest destination.Destination, prevHash string, onCommit func([]byte) (string, error)) *writer {
 	w := &writer{dest: dest, prevHash: prevHash, onCommit: onCommit,
 		jobs: make(chan writeJob, queueDepth), taken: make(chan struct{}, 1), done: make(chan struct{}),
-		free: make(chan *destination.Batch, queueDepth)}
+		free: make(chan *destination.Batch, 1)}
 	go w.run()
 	return w
 }
