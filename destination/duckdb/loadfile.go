@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -43,24 +44,33 @@ const badSynced = "'-infinity'::TIMESTAMPTZ"
 // loadTable stages the rows of a file load that replaces rows.
 const loadTable = "_sluice_load"
 
-// loadThreads and loadMemoryLimit are DuckDB's settings while a Parquet
-// file loads at the sync's defaults (one thread, syncMemoryLimit): the
-// engine's goroutine waits for the load, so its core is free, and
-// read_parquet on two threads needs more than 48MB. Measured on 10M rows on
-// an idle 2-core machine: 10.9 s at one thread and 48MB, 6.4 s at two and
-// 128MB (DuckDB's own load, both cores and 80 % of RAM: 5.9 s), peak RSS 151
-// and 246 MiB (BENCHMARKS.md, "File tables"). CSV loads stay on one
-// thread: their row numbering (row_number() OVER ()) gained nothing from a
-// second one and cost twice the CPU.
+// loadThreads and loadMemoryLimit are DuckDB's settings while a file loads
+// at the sync's defaults (one thread, syncMemoryLimit): the engine's
+// goroutine waits for the load, so its core is free, and read_parquet on
+// two threads needs more than 48MB. Measured on 10M rows on an idle 2-core
+// machine: Parquet 10.9 s at one thread and 48MB, 6.4 s at two and 128MB
+// (DuckDB's own load, both cores and 80 % of RAM: 5.9 s), peak RSS 151 and
+// 246 MiB (BENCHMARKS.md, "File tables"). A CSV load gains from the second
+// thread only past its row numbering (see materializeRows).
 const (
 	loadThreads     = "2"
 	loadMemoryLimit = "128MB"
+	// csvLoadMemoryLimit is a CSV load's memory_limit on two threads:
+	// the materialized rows spill beyond it, and 128MB peaked at 259-288
+	// MiB where 64MB peaked at 177-197 MiB, as fast (10M rows, 13.0-14.0 s
+	// at 64MB against 12.8-13.6 s at 80MB, runs alternated).
+	csvLoadMemoryLimit = "64MB"
 )
 
 // widenForLoad raises DuckDB's threads and memory_limit for a file load, if
 // the sync runs at its defaults (settings a user chose are left alone), and
 // returns what puts them back.
 func (t *tx) widenForLoad(ctx context.Context) (restore func() error, err error) {
+	return t.widenTo(ctx, loadMemoryLimit)
+}
+
+// widenTo is widenForLoad with the given memory_limit.
+func (t *tx) widenTo(ctx context.Context, memoryLimit string) (restore func() error, err error) {
 	noop := func() error { return nil }
 	if t.d.threads != syncThreads || t.d.memoryLimit != syncMemoryLimit || runtime.NumCPU() < 2 {
 		return noop, nil
@@ -74,10 +84,56 @@ func (t *tx) widenForLoad(ctx context.Context) (restore func() error, err error)
 		}
 		return nil
 	}
-	if err := set(loadThreads, loadMemoryLimit); err != nil {
+	if err := set(loadThreads, memoryLimit); err != nil {
 		return noop, err
 	}
 	return func() error { return set(syncThreads, syncMemoryLimit) }, nil
+}
+
+// materializeRows makes src.rows a materialized CTE when DuckDB runs on
+// more than one thread. The row numbering (row_number() OVER (), see
+// csvScan) holds the pipeline it is in to one thread; without the CTE that
+// pipeline ends in the INSERT, whose compression is most of a load's work
+// (12 of 17 CPU-s for 10M rows). The CTE ends the numbered pipeline, so the
+// INSERT reads the numbered rows on every thread: on 10M rows the
+// statement took 13.0 s against 17.7 s, the files connector's sync 13.85 s
+// against 17.06 s (BENCHMARKS.md, "File tables"). The numbers are given
+// before the CTE, so the order it hands rows on in does not matter. It
+// spills to DuckDB's temporary directory beyond memory_limit (1.1 GB for a
+// 916 MB file). On one thread it is only a cost.
+func (t *tx) materializeRows(ctx context.Context, src *source) error {
+	var threads int64
+	if err := t.tx.QueryRowContext(ctx, `SELECT current_setting('threads')`).Scan(&threads); err != nil {
+		return fmt.Errorf("DuckDB threads: %w", err)
+	}
+	if threads > 1 {
+		src.rows = `WITH _sluice_rows AS MATERIALIZED (` + src.rows + `) SELECT * FROM _sluice_rows`
+	}
+	return nil
+}
+
+// spillLimit bounds the CSV files whose rows a load materializes: past
+// memory_limit they spill to DuckDB's temporary directory, beside the
+// warehouse, at about 1.2 times the file's text (1.1 GB for a 916 MB
+// file), which a larger file would ask of the disk for a fifth of its
+// load's time. A gzipped file's text is taken as spillGzipFactor times
+// its size.
+const (
+	spillLimit      = 2 << 30
+	spillGzipFactor = 8
+)
+
+// spillFits reports whether f is small enough to materialize (spillLimit).
+func spillFits(f destination.FileLoad) bool {
+	fi, err := os.Stat(f.Path)
+	if err != nil {
+		return false // the load itself then says what is wrong
+	}
+	size := fi.Size()
+	if f.CSV.Gzip {
+		size *= spillGzipFactor
+	}
+	return size <= spillLimit
 }
 
 // csvBufferBytes is read_csv's buffer: DuckDB's default (32 MiB, one per
@@ -113,8 +169,19 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 	if err != nil {
 		return res, fmt.Errorf("table %q: %w", tbl.Name, err)
 	}
-	if f.Format == contract.FileParquet {
-		restore, werr := t.widenForLoad(ctx)
+	// A CSV load gets a second thread only where its numbered rows can
+	// be materialized (materializeRows). One that replaces rows stays on
+	// one thread: its rows are numbered on one, and the staging table
+	// they go to, the transaction's own, is scanned on one (DuckDB scans
+	// a transaction's uncommitted rows on one thread), so a second thread
+	// would add memory for no gain.
+	materialize := f.Format == contract.FileCSV && fresh && src.unique && spillFits(f)
+	if f.Format == contract.FileParquet || materialize {
+		limit := loadMemoryLimit
+		if f.Format == contract.FileCSV {
+			limit = csvLoadMemoryLimit
+		}
+		restore, werr := t.widenTo(ctx, limit)
 		if werr != nil {
 			return res, werr
 		}
@@ -125,6 +192,11 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 		}()
 	}
 	if fresh && src.unique {
+		if materialize {
+			if err := t.materializeRows(ctx, &src); err != nil {
+				return res, err
+			}
+		}
 		return t.insertFresh(ctx, tbl, f, src)
 	}
 	return t.replaceFrom(ctx, tbl, f, src, fresh)
