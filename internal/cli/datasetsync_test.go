@@ -153,7 +153,8 @@ func TestDatasetDebugRowsOfChangingShape(t *testing.T) {
 }
 
 // datasetRow gives each row exactly its own columns and the added ones,
-// whatever the rows before it had, and never changes the connector's row.
+// whatever the rows before it had, and never changes the connector's row;
+// extra adds the same values for an engine to fold beside the row.
 func TestDatasetRow(t *testing.T) {
 	dims := contract.Partitioning{{Name: "day", Period: contract.Day}, {Name: "country"}}
 	p, err := dims.Parse("2024-03-01|FR")
@@ -188,10 +189,19 @@ func TestDatasetRow(t *testing.T) {
 			r.partition(s.part)
 		}
 		before := maps.Clone(s.in)
+		// What an engine folds from UpsertWith: the row, its values
+		// replaced by the added ones.
+		viaExtra := maps.Clone(s.in)
+		for _, f := range r.extra(s.in, n) {
+			viaExtra[f.Name] = f.Value
+		}
 		got := r.row(s.in, n)
 		n++
 		if !maps.Equal(got, s.want) {
 			t.Errorf("row %d: got %v, want %v", i, got, s.want)
+		}
+		if !maps.Equal(viaExtra, s.want) {
+			t.Errorf("row %d: the row with its extra values is %v, want %v", i, viaExtra, s.want)
 		}
 		if !maps.Equal(s.in, before) {
 			t.Errorf("row %d: the connector's row changed to %v", i, s.in)
