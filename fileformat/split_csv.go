@@ -226,6 +226,12 @@ func (s *splitter) split(opts SplitOptions) error {
 		}
 		p = 0
 	}
+	return s.finish()
+}
+
+// finish ends a split: an empty input still gives one (empty) part, and
+// the part being written is closed.
+func (s *splitter) finish() error {
 	if s.part == 0 {
 		if err := s.open(); err != nil {
 			return err

@@ -90,13 +90,5 @@ func (s *splitter) splitLines() error {
 			break
 		}
 	}
-	if s.part == 0 {
-		if err := s.open(); err != nil {
-			return err
-		}
-	}
-	if s.w != nil {
-		return s.close()
-	}
-	return nil
+	return s.finish()
 }

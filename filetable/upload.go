@@ -232,15 +232,13 @@ func upload(ctx context.Context, st filestore.Store, name, localPath string, opt
 		partSize = int64(mb) * bytesPerMB
 	}
 	var in io.Reader = &countingReader{r: f, p: prog}
+	var measure func() int64
 	if recompress {
 		// The splitters read to the end of the decompressed data, which
 		// the decompressor gives only once the whole file checked out.
 		if in, err = newGzipReader(in); err != nil {
 			return res, err
 		}
-	}
-	var measure func() int64
-	if recompress {
 		// The partition size counts what the store gets.
 		measure = func() int64 { return curGz.n }
 	}

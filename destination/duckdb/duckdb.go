@@ -527,8 +527,15 @@ func createSQL(qualified string, columns []destination.Column) string {
 	for _, col := range columns {
 		b.WriteString(quote(col.Name) + " " + SQLType(col) + ", ")
 	}
-	b.WriteString(quote(destination.ColumnSynced) + " TIMESTAMPTZ NOT NULL, " + quote(destination.ColumnDeleted) + " BOOLEAN NOT NULL DEFAULT false)")
+	b.WriteString(quote(destination.ColumnSynced) + " " + systemDefs[destination.ColumnSynced] + ", " +
+		quote(destination.ColumnDeleted) + " " + systemDefs[destination.ColumnDeleted] + ")")
 	return b.String()
+}
+
+// systemDefs are the system columns' definitions, by name.
+var systemDefs = map[string]string{
+	destination.ColumnSynced:  "TIMESTAMPTZ NOT NULL",
+	destination.ColumnDeleted: "BOOLEAN NOT NULL DEFAULT false",
 }
 
 // rebuild applies schema changes to a table this transaction has updated,
@@ -562,13 +569,8 @@ func (t *tx) rebuild(ctx context.Context, name string, changes []destination.Sch
 	defs := make([]string, 0, len(order))
 	sel := make([]string, 0, len(order))
 	for _, n := range order {
-		switch n {
-		case destination.ColumnSynced:
-			defs = append(defs, quote(n)+" TIMESTAMPTZ NOT NULL")
-			sel = append(sel, quote(n))
-			continue
-		case destination.ColumnDeleted:
-			defs = append(defs, quote(n)+" BOOLEAN NOT NULL DEFAULT false")
+		if def, ok := systemDefs[n]; ok {
+			defs = append(defs, quote(n)+" "+def)
 			sel = append(sel, quote(n))
 			continue
 		}

@@ -62,15 +62,10 @@ const (
 	csvLoadMemoryLimit = "64MB"
 )
 
-// widenForLoad raises DuckDB's threads and memory_limit for a file load, if
-// the sync runs at its defaults (settings a user chose are left alone), and
-// returns what puts them back.
-func (t *tx) widenForLoad(ctx context.Context) (restore func() error, err error) {
-	return t.widenTo(ctx, loadMemoryLimit)
-}
-
-// widenTo is widenForLoad with the given memory_limit.
-func (t *tx) widenTo(ctx context.Context, memoryLimit string) (restore func() error, err error) {
+// widenForLoad raises DuckDB's threads to loadThreads and its memory_limit
+// to memoryLimit for a file load, if the sync runs at its defaults
+// (settings a user chose are left alone), and returns what puts them back.
+func (t *tx) widenForLoad(ctx context.Context, memoryLimit string) (restore func() error, err error) {
 	noop := func() error { return nil }
 	if t.d.threads != syncThreads || t.d.memoryLimit != syncMemoryLimit || runtime.NumCPU() < 2 {
 		return noop, nil
@@ -181,7 +176,7 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 		if f.Format == contract.FileCSV {
 			limit = csvLoadMemoryLimit
 		}
-		restore, werr := t.widenTo(ctx, limit)
+		restore, werr := t.widenForLoad(ctx, limit)
 		if werr != nil {
 			return res, werr
 		}

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluicedata/sluice/destination"
 	"github.com/sluicedata/sluice/internal/contract"
@@ -52,11 +51,6 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d, err := Open(ctx, filepath.Join(dir, "w.db"), "s", Settings{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
 	tbl := destination.Table{
 		Name:       "big",
 		PrimaryKey: []string{"_file", "_line"},
@@ -65,12 +59,7 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 			{Name: "pos", Type: contract.Long}, {Name: "note", Type: contract.String}, {Name: "v", Type: contract.Double},
 		},
 	}
-	dtx, err := d.Begin(ctx, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dtx.Rollback()
-	tx := dtx.(*tx)
+	d, tx := openTestTx(t, Settings{})
 	if err := tx.Apply(ctx, []destination.SchemaChange{{Kind: destination.CreateTable, Table: tbl}}); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +76,7 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 	}
 
 	// The load takes the materialized path: two threads while it runs.
-	restore, err := tx.widenForLoad(ctx)
+	restore, err := tx.widenForLoad(ctx, loadMemoryLimit)
 	if err != nil {
 		t.Fatal(err)
 	}

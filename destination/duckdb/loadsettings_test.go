@@ -23,24 +23,9 @@ func TestWidenForLoad(t *testing.T) {
 		}
 		return threads, limit
 	}
-	open := func(s Settings) (*DB, *tx) {
-		t.Helper()
-		d, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"), "s", s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		dtx, err := d.Begin(ctx, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { dtx.Rollback() })
-		return d, dtx.(*tx)
-	}
-
-	_, tx := open(Settings{})
+	_, tx := openTestTx(t, Settings{})
 	before, beforeLimit := settings(tx)
-	restore, err := tx.widenForLoad(ctx)
+	restore, err := tx.widenForLoad(ctx, loadMemoryLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +39,9 @@ func TestWidenForLoad(t *testing.T) {
 		t.Errorf("after the load: threads %s, memory_limit %s; want %s and %s again", th, lim, before, beforeLimit)
 	}
 
-	_, mine := open(Settings{Threads: "2", MemoryLimit: "96MB"})
+	_, mine := openTestTx(t, Settings{Threads: "2", MemoryLimit: "96MB"})
 	th, lim := settings(mine)
-	restore, err = mine.widenForLoad(ctx)
+	restore, err = mine.widenForLoad(ctx, loadMemoryLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,4 +51,22 @@ func TestWidenForLoad(t *testing.T) {
 	if err := restore(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openTestTx opens a warehouse in a temporary folder, schema "s", and
+// begins a transaction; both are closed when the test ends.
+func openTestTx(t *testing.T, s Settings) (*DB, *tx) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"), "s", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	dtx, err := d.Begin(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dtx.Rollback() })
+	return d, dtx.(*tx)
 }

@@ -193,10 +193,11 @@ func startCopy(ctx context.Context, pc *pgconn.PgConn, table string, columns []c
 	for i, c := range columns {
 		names[i] = quote(c.name)
 	}
-	sql := "COPY " + table + " (" + strings.Join(names, ", ") + ") FROM STDIN BINARY"
+	format := "BINARY"
 	if freeze {
-		sql = "COPY " + table + " (" + strings.Join(names, ", ") + ") FROM STDIN WITH (FORMAT binary, FREEZE)"
+		format = "WITH (FORMAT binary, FREEZE)"
 	}
+	sql := "COPY " + table + " (" + strings.Join(names, ", ") + ") FROM STDIN " + format
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	pr, pw := io.Pipe()
 	s := &copyStream{columns: columns, buf: append(make([]byte, 0, flushAt+4096), copyHeader...), pw: pw, done: make(chan struct{}), cancel: cancel}
