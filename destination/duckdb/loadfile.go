@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
@@ -95,16 +96,26 @@ func (t *tx) widenForLoad(ctx context.Context, memoryLimit string) (restore func
 // against 17.06 s (BENCHMARKS.md, "File tables"). The numbers are given
 // before the CTE, so the order it hands rows on in does not matter. It
 // spills to DuckDB's temporary directory beyond memory_limit (1.1 GB for a
-// 916 MB file). On one thread it is only a cost.
+// 916 MB file). On one thread it is only a cost. A file that can be cut
+// into numbered parts (loadInParts) needs none of this.
 func (t *tx) materializeRows(ctx context.Context, src *source) error {
-	var threads int64
-	if err := t.tx.QueryRowContext(ctx, `SELECT current_setting('threads')`).Scan(&threads); err != nil {
-		return fmt.Errorf("DuckDB threads: %w", err)
+	threads, err := t.threads(ctx)
+	if err != nil {
+		return err
 	}
 	if threads > 1 {
 		src.rows = `WITH _sluice_rows AS MATERIALIZED (` + src.rows + `) SELECT * FROM _sluice_rows`
 	}
 	return nil
+}
+
+// threads is DuckDB's thread count now.
+func (t *tx) threads(ctx context.Context) (int, error) {
+	var threads int
+	if err := t.tx.QueryRowContext(ctx, `SELECT current_setting('threads')`).Scan(&threads); err != nil {
+		return 0, fmt.Errorf("DuckDB threads: %w", err)
+	}
+	return threads, nil
 }
 
 // spillLimit bounds the CSV files whose rows a load materializes: past
@@ -164,14 +175,16 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 	if err != nil {
 		return res, fmt.Errorf("table %q: %w", tbl.Name, err)
 	}
-	// A CSV load gets a second thread only where its numbered rows can
-	// be materialized (materializeRows). One that replaces rows stays on
-	// one thread: its rows are numbered on one, and the staging table
-	// they go to, the transaction's own, is scanned on one (DuckDB scans
-	// a transaction's uncommitted rows on one thread), so a second thread
-	// would add memory for no gain.
+	// A CSV load gets a second thread only where its rows can be
+	// numbered in parts (loadInParts) or its numbered rows materialized
+	// (materializeRows). One that replaces rows stays on one thread: its
+	// rows are numbered on one, and the staging table they go to, the
+	// transaction's own, is scanned on one (DuckDB scans a transaction's
+	// uncommitted rows on one thread), so a second thread would add memory
+	// for no gain.
+	inParts := f.Format == contract.FileCSV && fresh && src.unique && src.rn != "" && csvPartsFit(f)
 	materialize := f.Format == contract.FileCSV && fresh && src.unique && spillFits(f)
-	if f.Format == contract.FileParquet || materialize {
+	if f.Format == contract.FileParquet || inParts || materialize {
 		limit := loadMemoryLimit
 		if f.Format == contract.FileCSV {
 			limit = csvLoadMemoryLimit
@@ -187,6 +200,12 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 		}()
 	}
 	if fresh && src.unique {
+		if inParts {
+			res, done, err := t.loadInParts(ctx, tbl, f, src)
+			if err != nil || done {
+				return res, err
+			}
+		}
 		if materialize {
 			if err := t.materializeRows(ctx, &src); err != nil {
 				return res, err
@@ -212,6 +231,9 @@ type source struct {
 	// unique: the key includes the row's position, so no two rows of the
 	// file share one.
 	unique bool
+	// For a CSV file, rows is "SELECT out FROM (SELECT values FROM
+	// (csvScan))"; rn is the quoted column that takes the row's position.
+	out, values, rn string
 }
 
 // loadSource builds the SELECT for f, or says why DuckDB cannot read the
@@ -257,7 +279,8 @@ func (t *tx) loadSource(ctx context.Context, tbl *destination.Table, f destinati
 			}
 			checks = append(checks, "("+raw+" IS NULL OR "+good+" OR ("+v+" IS NULL AND regexp_full_match("+raw+", '"+blank+"')))")
 		}
-		scan = "SELECT " + strings.Join(values, ", ") + " FROM (" + csvScan(f) + ")"
+		src.values = strings.Join(values, ", ")
+		scan = "SELECT " + src.values + " FROM (" + csvScan(f) + ")"
 	case contract.FileParquet:
 		names, reason, err := t.parquetColumns(ctx, f)
 		if err != nil || reason != "" {
@@ -293,6 +316,7 @@ func (t *tx) loadSource(ctx context.Context, tbl *destination.Table, f destinati
 	if f.RowNumber != "" {
 		vals[f.RowNumber] = "_sluice_rn"
 		src.unique = isKey(tbl, f.RowNumber)
+		src.rn = quote(f.RowNumber)
 	}
 	for _, k := range tbl.PrimaryKey {
 		v, ok := vals[k]
@@ -319,7 +343,8 @@ func (t *tx) loadSource(ctx context.Context, tbl *destination.Table, f destinati
 	}
 	src.columns = append(src.columns, quote(destination.ColumnSynced), quote(destination.ColumnDeleted))
 	out = append(out, synced+" AS "+quote(destination.ColumnSynced), "false AS "+quote(destination.ColumnDeleted))
-	src.rows = "SELECT " + strings.Join(out, ", ") + " FROM (" + scan + ")"
+	src.out = strings.Join(out, ", ")
+	src.rows = "SELECT " + src.out + " FROM (" + scan + ")"
 	src.staged = "SELECT " + strings.Join(out, ", ") + ", _sluice_rn FROM (" + scan + ")"
 	src.slice = "true"
 	if len(slice) > 0 {
@@ -341,27 +366,80 @@ func isKey(tbl *destination.Table, col string) bool {
 // holds none yet, then looks for rows marked bad, and if there are any
 // deletes what it inserted.
 func (t *tx) insertFresh(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source) (destination.FileLoadResult, error) {
-	q := t.d.qualified(tbl.Name)
-	r, err := t.tx.ExecContext(ctx, `INSERT INTO `+q+` (`+strings.Join(src.columns, ", ")+`) `+src.rows)
-	if err != nil {
-		return destination.FileLoadResult{}, readErr(f, err)
-	}
-	n, err := r.RowsAffected()
+	n, err := t.insertRows(ctx, tbl, f, src.rows, src.columns)
 	if err != nil {
 		return destination.FileLoadResult{}, err
 	}
+	return t.keepUnlessBad(ctx, tbl, f, src, n)
+}
+
+// insertRows inserts what rows selects into columns of tbl, and returns
+// how many rows it inserted.
+func (t *tx) insertRows(ctx context.Context, tbl *destination.Table, f destination.FileLoad, rows string, columns []string) (int64, error) {
+	r, err := t.tx.ExecContext(ctx, `INSERT INTO `+t.d.qualified(tbl.Name)+` (`+strings.Join(columns, ", ")+`) `+rows)
+	if err != nil {
+		return 0, readErr(f, err)
+	}
+	return r.RowsAffected()
+}
+
+// keepUnlessBad looks for rows of the slice that a fresh load marked bad,
+// and deletes them all if there is one: the rows are then upserted.
+func (t *tx) keepUnlessBad(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source, n int64) (destination.FileLoadResult, error) {
 	var bad bool
-	if err := t.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+q+` WHERE `+src.slice+` AND `+quote(destination.ColumnSynced)+` = `+badSynced+`)`).Scan(&bad); err != nil {
+	if err := t.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.d.qualified(tbl.Name)+` WHERE `+src.slice+` AND `+quote(destination.ColumnSynced)+` = `+badSynced+`)`).Scan(&bad); err != nil {
 		return destination.FileLoadResult{}, err
 	}
 	if !bad {
 		return destination.FileLoadResult{Handled: true, Rows: n}, nil
 	}
-	t.updated[tbl.Name] = true
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+q+` WHERE `+src.slice); err != nil {
-		return destination.FileLoadResult{}, fmt.Errorf("undo the load of %s: %w", f.Path, err)
+	if err := t.undoFresh(ctx, tbl, f, src); err != nil {
+		return destination.FileLoadResult{}, err
 	}
 	return destination.FileLoadResult{Reason: badReason}, nil
+}
+
+// undoFresh deletes what a fresh load inserted into the slice.
+func (t *tx) undoFresh(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source) error {
+	t.updated[tbl.Name] = true
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+t.d.qualified(tbl.Name)+` WHERE `+src.slice); err != nil {
+		return fmt.Errorf("undo the load of %s: %w", f.Path, err)
+	}
+	return nil
+}
+
+// loadInParts loads a fresh CSV file in numbered parts, one per thread
+// (see csvparts.go). done is false, with nothing inserted, when the file is
+// to be loaded whole: it has no cut, or its rows fail the check that they
+// are numbered 1 to n, n the records numbered.
+func (t *tx) loadInParts(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source) (res destination.FileLoadResult, done bool, err error) {
+	threads, err := t.threads(ctx)
+	if err != nil || threads < 2 {
+		return res, false, err
+	}
+	feed, err := feedCSV(ctx, f, threads)
+	if err != nil || feed == nil {
+		return res, false, err
+	}
+	n, err := t.insertRows(ctx, tbl, f, partsRows(src, f, feed), src.columns)
+	records, ferr := feed.close()
+	if err != nil {
+		return res, false, err
+	}
+	if ferr != nil {
+		return res, false, ferr
+	}
+	var rows, low, high int64
+	var total float64
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*), coalesce(min(`+src.rn+`), 0), coalesce(max(`+src.rn+`), 0), coalesce(sum(`+src.rn+`), 0)::DOUBLE FROM `+t.d.qualified(tbl.Name)+` WHERE `+src.slice).Scan(&rows, &low, &high, &total); err != nil {
+		return res, false, err
+	}
+	if rows != n || rows != records || (rows > 0 && (low != 1 || high != rows || total != float64(rows)*float64(rows+1)/2)) {
+		slog.Warn("a CSV file's parts did not give its records as counted; loading it whole", "file", f.Path, "rows", rows, "records", records)
+		return res, false, t.undoFresh(ctx, tbl, f, src)
+	}
+	res, err = t.keepUnlessBad(ctx, tbl, f, src, n)
+	return res, true, err
 }
 
 // badReason says why a load was undone.
@@ -420,18 +498,25 @@ func csvScan(f destination.FileLoad) string {
 	for i := range cols {
 		cols[i] = fmt.Sprintf("'c%d': 'VARCHAR'", i)
 	}
+	return "SELECT row_number() OVER () AS _sluice_rn, * FROM " + readCSV(f, sqlString(f.Path), f.CSV.Header, cols)
+}
+
+// readCSV is the read_csv call reading from (a path or a list of them, as
+// SQL) with f's dialect and the given columns; header says whether each
+// file starts with a header line.
+func readCSV(f destination.FileLoad, from string, header bool, columns []string) string {
 	compression := "none"
 	if f.CSV.Gzip {
 		compression = "gzip"
 	}
 	opts := []string{
-		sqlString(f.Path),
-		"header = " + strconv.FormatBool(f.CSV.Header),
+		from,
+		"header = " + strconv.FormatBool(header),
 		"delim = " + sqlString(string(rune(f.CSV.Delimiter))),
 		"quote = " + sqlString(string(rune(f.CSV.Quote))),
 		"escape = " + sqlString(string(rune(f.CSV.Quote))),
 		"compression = " + sqlString(compression),
-		"columns = {" + strings.Join(cols, ", ") + "}",
+		"columns = {" + strings.Join(columns, ", ") + "}",
 		"auto_detect = false",
 		"hive_partitioning = false",
 		"allow_quoted_nulls = false",
@@ -439,7 +524,7 @@ func csvScan(f destination.FileLoad) string {
 		"null_padding = false",
 		"buffer_size = " + strconv.Itoa(csvBufferBytes),
 	}
-	return "SELECT row_number() OVER () AS _sluice_rn, * FROM read_csv(" + strings.Join(opts, ", ") + ")"
+	return "read_csv(" + strings.Join(opts, ", ") + ")"
 }
 
 // Patterns of the text fileformat reads as each type

@@ -2,8 +2,10 @@ package duckdb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,12 +16,14 @@ import (
 	"github.com/sluicedata/sluice/internal/contract"
 )
 
-// TestCSVLoadNumbersByPosition: a fresh CSV load on two threads, its rows
-// materialized before the INSERT (materializeRows), numbers every row by
-// its position in the file. The file is large enough that DuckDB reads it
-// in many buffers and inserts on both threads, every row carries its own
-// position, and some rows hold quoted line ends, so that a record's
-// position is not its physical line.
+// TestCSVLoadNumbersByPosition: a fresh CSV load on two threads or more
+// numbers every row by its position in the file, whether the file is read
+// whole, its numbered rows materialized (materializeRows), or cut into
+// parts numbered by sluice (loadInParts). The file is
+// large enough that DuckDB reads it in many buffers and inserts on every
+// thread, every row carries its own position, and some rows hold quoted
+// line ends, so that a record's position is not its physical line and a
+// cut that ignored quotes would split a record.
 func TestCSVLoadNumbersByPosition(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
@@ -28,7 +32,6 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 		t.Skip("writes a 600,000-row file")
 	}
 	const rows = 600_000
-	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "big.csv")
 	f, err := os.Create(path)
@@ -40,7 +43,12 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 	for i := 1; i <= rows; i++ {
 		note := fmt.Sprintf("row %d", i)
 		if i%1000 == 0 {
+			// A line end in quotes every so often, and one where a
+			// cut would fall on a file of this size.
 			note = fmt.Sprintf("\"row\n%d, \"\"quoted\"\"\"", i)
+		}
+		if i >= rows/2-3 && i <= rows/2+3 {
+			note = fmt.Sprintf("\"%s\n\n%d\n\"", strings.Repeat("x", 4000), i)
 		}
 		fmt.Fprintf(w, "%d,%s,%d.5\n", i, note, i%97)
 	}
@@ -50,7 +58,26 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	for _, c := range []struct {
+		name    string
+		minPart int64
+		threads string // "" for the sync's default, widened for the load
+		parts   int
+	}{
+		{"whole", 1 << 40, "", 1},
+		{"two parts", 1 << 20, "", 2},
+		{"three parts", 1 << 20, "3", 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func(m int64) { minCSVPart = m }(minCSVPart)
+			minCSVPart = c.minPart
+			loadNumbered(t, path, rows, Settings{Threads: c.threads}, c.parts)
+		})
+	}
+}
 
+func loadNumbered(t *testing.T, path string, rows int64, s Settings, parts int) {
+	ctx := context.Background()
 	tbl := destination.Table{
 		Name:       "big",
 		PrimaryKey: []string{"_file", "_line"},
@@ -59,7 +86,7 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 			{Name: "pos", Type: contract.Long}, {Name: "note", Type: contract.String}, {Name: "v", Type: contract.Double},
 		},
 	}
-	d, tx := openTestTx(t, Settings{})
+	d, tx := openTestTx(t, s)
 	if err := tx.Apply(ctx, []destination.SchemaChange{{Kind: destination.CreateTable, Table: tbl}}); err != nil {
 		t.Fatal(err)
 	}
@@ -75,11 +102,111 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 		RowNumber: "_line",
 	}
 
-	// The load takes the materialized path: two threads while it runs.
-	restore, err := tx.widenForLoad(ctx, loadMemoryLimit)
+	// The load takes the path asked for: in parts, as many as DuckDB's
+	// threads, or whole and materialized.
+	restore, err := tx.widenForLoad(ctx, csvLoadMemoryLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if parts > 1 {
+		threads, err := tx.threads(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed, err := feedCSV(ctx, load, threads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if feed == nil || len(feed.paths) != parts {
+			t.Fatalf("feed %+v, want %d parts", feed, parts)
+		}
+		feed.close()
+	} else {
+		if csvPartsFit(load) {
+			t.Fatal("the file is to be loaded whole, and csvPartsFit says parts")
+		}
+		target, err := d.target("big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, reason, err := tx.loadSource(ctx, target, load)
+		if err != nil || reason != "" {
+			t.Fatalf("loadSource: %q, %v", reason, err)
+		}
+		if err := tx.materializeRows(ctx, &src); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(src.rows, "MATERIALIZED") {
+			t.Errorf("two threads, and the rows are not materialized: %s", src.rows)
+		}
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A load in parts that fails its check says so, and loads whole.
+	var logged bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	res, err := tx.LoadFile(ctx, load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Handled || res.Rows != rows {
+		t.Fatalf("load: %+v, want %d rows handled", res, rows)
+	}
+	if logged.Len() > 0 {
+		t.Errorf("the load logged: %s", logged.String())
+	}
+	checkNumbered(t, tx, rows)
+}
+
+// checkNumbered checks the rows of s.big that loadNumbered loads.
+func checkNumbered(t *testing.T, tx *tx, rows int64) {
+	t.Helper()
+	ctx := context.Background()
+	var n, wrong, lines int64
+	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE _line IS DISTINCT FROM pos), count(DISTINCT _line) FROM s.big`).Scan(&n, &wrong, &lines); err != nil {
+		t.Fatal(err)
+	}
+	if n != rows || wrong != 0 || lines != rows {
+		t.Errorf("%d rows, %d with _line other than their position, %d distinct _line; want %d, 0, %d", n, wrong, lines, rows, rows)
+	}
+	for line, want := range map[int64]string{
+		5000:       "row\n5000, \"quoted\"",
+		rows / 2:   strings.Repeat("x", 4000) + fmt.Sprintf("\n\n%d\n", rows/2),
+		rows/2 + 4: fmt.Sprintf("row %d", rows/2+4),
+	} {
+		var note string
+		if err := tx.tx.QueryRowContext(ctx, `SELECT note FROM s.big WHERE _line = ?`, line).Scan(&note); err != nil {
+			t.Fatal(err)
+		}
+		if note != want {
+			t.Errorf("line %d: note %.40q, want %.40q", line, note, want)
+		}
+	}
+}
+
+// TestLoadInPartsFallsBack: rows loaded in parts that are not numbered 1 to
+// n are deleted, and the file is then loaded whole, in the same
+// transaction. The parts here are numbered one too high.
+func TestLoadInPartsFallsBack(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: loads keep one thread")
+	}
+	const rows = 20_000
+	var b strings.Builder
+	b.WriteString("pos,note,v\n")
+	for i := 1; i <= rows; i++ {
+		fmt.Fprintf(&b, "%d,\"row\n%d\",%d.5\n", i, i, i%97)
+	}
+	ctx := context.Background()
+	d, tx, load := smallLoad(t, b.String())
+	restore, err := tx.widenForLoad(ctx, csvLoadMemoryLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restore()
 	target, err := d.target("big")
 	if err != nil {
 		t.Fatal(err)
@@ -88,36 +215,94 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 	if err != nil || reason != "" {
 		t.Fatalf("loadSource: %q, %v", reason, err)
 	}
-	if err := tx.materializeRows(ctx, &src); err != nil {
+	wrong := src
+	wrong.out = strings.Replace(src.out, "_sluice_rn AS "+src.rn, "_sluice_rn + 1 AS "+src.rn, 1)
+	if wrong.out == src.out {
+		t.Fatalf("no row number in %s", src.out)
+	}
+	var logged bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	if _, done, err := tx.loadInParts(ctx, target, load, wrong); err != nil || done {
+		t.Fatalf("loadInParts: done %t, %v; want not done", done, err)
+	}
+	if !strings.Contains(logged.String(), "loading it whole") {
+		t.Errorf("the fallback logged %q", logged.String())
+	}
+	var left int64
+	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM s.big`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d rows left after the fallback, %v", left, err)
+	}
+	res, err := tx.insertFresh(ctx, target, load, src)
+	if err != nil || !res.Handled || res.Rows != rows {
+		t.Fatalf("whole load after the fallback: %+v, %v", res, err)
+	}
+	var n, bad int64
+	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE _line IS DISTINCT FROM pos OR note <> 'row' || chr(10) || pos) FROM s.big`).Scan(&n, &bad); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(src.rows, "MATERIALIZED") {
-		t.Errorf("two threads, and the rows are not materialized: %s", src.rows)
+	if n != rows || bad != 0 {
+		t.Errorf("%d rows, %d not at their position; want %d, 0", n, bad, rows)
 	}
-	if err := restore(); err != nil {
-		t.Fatal(err)
-	}
+}
 
-	res, err := tx.LoadFile(ctx, load)
-	if err != nil {
+// smallLoad writes body as big.csv, and opens a transaction that has the
+// table big to load it into, in parts of 1 KiB and more.
+func smallLoad(t *testing.T, body string) (*DB, *tx, destination.FileLoad) {
+	t.Helper()
+	m := minCSVPart
+	t.Cleanup(func() { minCSVPart = m })
+	minCSVPart = 1 << 10
+	path := filepath.Join(t.TempDir(), "big.csv")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Handled || res.Rows != rows {
-		t.Fatalf("load: %+v, want %d rows handled", res, rows)
+	d, tx := openTestTx(t, Settings{})
+	tbl := destination.Table{
+		Name:       "big",
+		PrimaryKey: []string{"_file", "_line"},
+		Columns: []destination.Column{
+			{Name: "_file", Type: contract.String}, {Name: "_line", Type: contract.Long},
+			{Name: "pos", Type: contract.Long}, {Name: "note", Type: contract.String}, {Name: "v", Type: contract.Double},
+		},
 	}
-	var n, wrong, lines int64
-	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE _line IS DISTINCT FROM pos), count(DISTINCT _line) FROM s.big`).Scan(&n, &wrong, &lines); err != nil {
+	if err := tx.Apply(context.Background(), []destination.SchemaChange{{Kind: destination.CreateTable, Table: tbl}}); err != nil {
 		t.Fatal(err)
 	}
-	if n != rows || wrong != 0 || lines != rows {
-		t.Errorf("%d rows, %d with _line other than their position, %d distinct _line; want %d, 0, %d", n, wrong, lines, rows, rows)
+	return d, tx, destination.FileLoad{
+		Table: "big", Path: path, Format: contract.FileCSV,
+		CSV: contract.CSVDialect{Delimiter: ',', Quote: '"', Header: true},
+		Columns: []destination.Column{
+			{Name: "pos", Type: contract.Long}, {Name: "note", Type: contract.String}, {Name: "v", Type: contract.Double},
+		},
+		Constants: []destination.FileConstant{{Column: destination.Column{Name: "_file", Type: contract.String}, Value: "big.csv"}},
+		RowNumber: "_line",
 	}
-	var note string
-	if err := tx.tx.QueryRowContext(ctx, `SELECT note FROM s.big WHERE _line = 5000`).Scan(&note); err != nil {
-		t.Fatal(err)
+}
+
+// TestLoadInPartsBadRecord: a record DuckDB cannot read in the last part
+// fails the load with DuckDB's error naming the file, and the part's
+// copy, which DuckDB stopped reading, ends.
+func TestLoadInPartsBadRecord(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: loads keep one thread")
 	}
-	if note != "row\n5000, \"quoted\"" {
-		t.Errorf("line 5000: note %q", note)
+	var b strings.Builder
+	b.WriteString("pos,note,v\n")
+	for i := 1; i <= 20_000; i++ {
+		if i == 19_000 {
+			b.WriteString("19000,ragged,1.5,extra\n")
+			continue
+		}
+		fmt.Fprintf(&b, "%d,row %d,%d.5\n", i, i, i%97)
+	}
+	_, tx, load := smallLoad(t, b.String())
+	if !csvPartsFit(load) {
+		t.Fatal("the file is not to be loaded in parts")
+	}
+	_, err := tx.LoadFile(context.Background(), load)
+	if err == nil || !strings.Contains(err.Error(), load.Path) {
+		t.Fatalf("load of a ragged file: %v", err)
 	}
 }
 

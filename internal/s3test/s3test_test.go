@@ -17,7 +17,9 @@ func TestStartStop(t *testing.T) {
 		endpoint = opts.Endpoint
 	})
 	if endpoint == "" {
-		t.Fatal("subtest did not start a server")
+		// The subtest skipped (no server configured) or failed, and
+		// said why.
+		t.Skip("no server started")
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
