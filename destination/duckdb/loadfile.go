@@ -52,7 +52,8 @@ const loadTable = "_sluice_load"
 // machine: Parquet 10.9 s at one thread and 48MB, 6.4 s at two and 128MB
 // (DuckDB's own load, both cores and 80 % of RAM: 5.9 s), peak RSS 151 and
 // 246 MiB (BENCHMARKS.md, "File tables"). A CSV load gains from the second
-// thread only past its row numbering (see materializeRows).
+// thread only where its rows are numbered in parts (loadInParts) or past
+// its row numbering (materializeRows).
 const (
 	loadThreads     = "2"
 	loadMemoryLimit = "128MB"

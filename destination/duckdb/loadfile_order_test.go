@@ -78,29 +78,7 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 
 func loadNumbered(t *testing.T, path string, rows int64, s Settings, parts int) {
 	ctx := context.Background()
-	tbl := destination.Table{
-		Name:       "big",
-		PrimaryKey: []string{"_file", "_line"},
-		Columns: []destination.Column{
-			{Name: "_file", Type: contract.String}, {Name: "_line", Type: contract.Long},
-			{Name: "pos", Type: contract.Long}, {Name: "note", Type: contract.String}, {Name: "v", Type: contract.Double},
-		},
-	}
-	d, tx := openTestTx(t, s)
-	if err := tx.Apply(ctx, []destination.SchemaChange{{Kind: destination.CreateTable, Table: tbl}}); err != nil {
-		t.Fatal(err)
-	}
-	load := destination.FileLoad{
-		Table:  "big",
-		Path:   path,
-		Format: contract.FileCSV,
-		CSV:    contract.CSVDialect{Delimiter: ',', Quote: '"', Header: true},
-		Columns: []destination.Column{
-			{Name: "pos", Type: contract.Long}, {Name: "note", Type: contract.String}, {Name: "v", Type: contract.Double},
-		},
-		Constants: []destination.FileConstant{{Column: destination.Column{Name: "_file", Type: contract.String}, Value: "big.csv"}},
-		RowNumber: "_line",
-	}
+	d, tx, load := openBig(t, path, s)
 
 	// The load takes the path asked for: in parts, as many as DuckDB's
 	// threads, or whole and materialized.
@@ -125,14 +103,7 @@ func loadNumbered(t *testing.T, path string, rows int64, s Settings, parts int) 
 		if csvPartsFit(load) {
 			t.Fatal("the file is to be loaded whole, and csvPartsFit says parts")
 		}
-		target, err := d.target("big")
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, reason, err := tx.loadSource(ctx, target, load)
-		if err != nil || reason != "" {
-			t.Fatalf("loadSource: %q, %v", reason, err)
-		}
+		_, src := bigSource(t, d, tx, load)
 		if err := tx.materializeRows(ctx, &src); err != nil {
 			t.Fatal(err)
 		}
@@ -207,14 +178,7 @@ func TestLoadInPartsFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer restore()
-	target, err := d.target("big")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, reason, err := tx.loadSource(ctx, target, load)
-	if err != nil || reason != "" {
-		t.Fatalf("loadSource: %q, %v", reason, err)
-	}
+	target, src := bigSource(t, d, tx, load)
 	wrong := src
 	wrong.out = strings.Replace(src.out, "_sluice_rn AS "+src.rn, "_sluice_rn + 1 AS "+src.rn, 1)
 	if wrong.out == src.out {
@@ -257,7 +221,14 @@ func smallLoad(t *testing.T, body string) (*DB, *tx, destination.FileLoad) {
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, tx := openTestTx(t, Settings{})
+	return openBig(t, path, Settings{})
+}
+
+// openBig opens a transaction that has the table big, keyed by _file and
+// _line, and returns the load of the file at path (pos,note,v) into it.
+func openBig(t *testing.T, path string, s Settings) (*DB, *tx, destination.FileLoad) {
+	t.Helper()
+	d, tx := openTestTx(t, s)
 	tbl := destination.Table{
 		Name:       "big",
 		PrimaryKey: []string{"_file", "_line"},
@@ -278,6 +249,20 @@ func smallLoad(t *testing.T, body string) (*DB, *tx, destination.FileLoad) {
 		Constants: []destination.FileConstant{{Column: destination.Column{Name: "_file", Type: contract.String}, Value: "big.csv"}},
 		RowNumber: "_line",
 	}
+}
+
+// bigSource is the table big and the SELECT loading load into it.
+func bigSource(t *testing.T, d *DB, tx *tx, load destination.FileLoad) (*destination.Table, source) {
+	t.Helper()
+	target, err := d.target("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, reason, err := tx.loadSource(context.Background(), target, load)
+	if err != nil || reason != "" {
+		t.Fatalf("loadSource: %q, %v", reason, err)
+	}
+	return target, src
 }
 
 // TestLoadInPartsBadRecord: a record DuckDB cannot read in the last part
