@@ -205,3 +205,42 @@ func (n *numberer) write(b []byte) error {
 	}
 	return nil
 }
+
+// LoneCR reports whether r holds a carriage return not followed by a line
+// feed: a part of a file that NumberCSV would refuse, found without
+// following its records.
+func LoneCR(ctx context.Context, r io.Reader) (bool, error) {
+	buf := make([]byte, splitBuffer)
+	cr := false // the last read ended on "\r"
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		m, err := io.ReadFull(r, buf)
+		b := buf[:m]
+		if cr && (m == 0 || b[0] != '\n') {
+			return true, nil
+		}
+		cr = false
+		for i := 0; ; i++ {
+			j := bytes.IndexByte(b[i:], '\r')
+			if j < 0 {
+				break
+			}
+			i += j
+			if i == len(b)-1 {
+				cr = true
+				break
+			}
+			if b[i+1] != '\n' {
+				return true, nil
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return cr, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}

@@ -64,8 +64,8 @@ type csvFeed struct {
 
 // feedCSV cuts f into up to parts parts and starts their copies. It returns
 // nil, without error, when f is to be read whole: it has no cut, or a
-// carriage return that ends no line. The caller must close the feed once
-// DuckDB is done reading.
+// carriage return that ends no line (fileformat.ErrNotNumbered, LoneCR).
+// The caller must close the feed once DuckDB is done reading.
 func feedCSV(ctx context.Context, f destination.FileLoad, parts int) (feed *csvFeed, err error) {
 	file, err := os.Open(f.Path)
 	if err != nil {
@@ -86,12 +86,21 @@ func feedCSV(ctx context.Context, f destination.FileLoad, parts int) (feed *csvF
 	if parts < 2 {
 		return feed, nil
 	}
-	cut, err := fileformat.CutCSV(ctx, bufio.NewReaderSize(io.NewSectionReader(file, 0, fi.Size()), 1<<20), fi.Size(), parts, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
+	cut, err := fileformat.CutCSV(ctx, io.NewSectionReader(file, 0, fi.Size()), fi.Size(), parts, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
 	if errors.Is(err, fileformat.ErrNotNumbered) || len(cut.Cuts) == 0 {
 		return feed, nil
 	}
 	if err != nil {
 		return feed, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	// The cut read up to the last part; the last part's copy must not
+	// meet what NumberCSV refuses either, once DuckDB reads it.
+	last := cut.Cuts[len(cut.Cuts)-1]
+	if lone, err := fileformat.LoneCR(ctx, io.NewSectionReader(file, last, fi.Size()-last)); err != nil || lone {
+		if err != nil {
+			err = fmt.Errorf("%s: %w", f.Path, err)
+		}
+		return feed, err
 	}
 	bounds := append(append([]int64{cut.Body}, cut.Cuts...), fi.Size())
 	pipes := make([]*os.File, 0, len(bounds)-1)

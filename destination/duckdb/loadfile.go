@@ -430,12 +430,15 @@ func (t *tx) loadInParts(ctx context.Context, tbl *destination.Table, f destinat
 	if ferr != nil {
 		return res, false, ferr
 	}
+	// The sum is exact (HUGEINT): with the count, the least and the
+	// greatest, it tells 1..n from any numbering a misread could give.
 	var rows, low, high int64
-	var total float64
-	if err := t.tx.QueryRowContext(ctx, `SELECT count(*), coalesce(min(`+src.rn+`), 0), coalesce(max(`+src.rn+`), 0), coalesce(sum(`+src.rn+`), 0)::DOUBLE FROM `+t.d.qualified(tbl.Name)+` WHERE `+src.slice).Scan(&rows, &low, &high, &total); err != nil {
+	var sums bool
+	if err := t.tx.QueryRowContext(ctx, `SELECT count(*), coalesce(min(`+src.rn+`), 0), coalesce(max(`+src.rn+`), 0), coalesce(sum(`+src.rn+`::HUGEINT), 0) = count(*)::HUGEINT * (count(*) + 1) // 2 FROM `+
+		t.d.qualified(tbl.Name)+` WHERE `+src.slice).Scan(&rows, &low, &high, &sums); err != nil {
 		return res, false, err
 	}
-	if rows != n || rows != records || (rows > 0 && (low != 1 || high != rows || total != float64(rows)*float64(rows+1)/2)) {
+	if rows != n || rows != records || !sums || (rows > 0 && (low != 1 || high != rows)) {
 		slog.Warn("a CSV file's parts did not give its records as counted; loading it whole", "file", f.Path, "rows", rows, "records", records)
 		return res, false, t.undoFresh(ctx, tbl, f, src)
 	}

@@ -291,6 +291,40 @@ func TestLoadInPartsBadRecord(t *testing.T) {
 	}
 }
 
+// TestLoadInPartsLoneCR: a carriage return that ends no line, in the part
+// the cut does not read, sends the file to the whole load, which fails as
+// it did before parts: DuckDB's strict reader refuses the file, and the
+// files connector then reads it itself to say what is wrong.
+func TestLoadInPartsLoneCR(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: loads keep one thread")
+	}
+	var b strings.Builder
+	b.WriteString("pos,note,v\n")
+	for i := 1; i <= 20_000; i++ {
+		if i == 19_000 {
+			b.WriteString("\r")
+		}
+		fmt.Fprintf(&b, "%d,row %d,%d.5\n", i, i, i%97)
+	}
+	_, tx, load := smallLoad(t, b.String())
+	ctx := context.Background()
+	restore, err := tx.widenForLoad(ctx, csvLoadMemoryLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed, err := feedCSV(ctx, load, 2)
+	if err != nil || feed != nil {
+		t.Fatalf("feed %v, %v; want none", feed, err)
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.LoadFile(ctx, load); err == nil || !strings.Contains(err.Error(), "DuckDB reading "+load.Path) {
+		t.Fatalf("load: %v, want DuckDB's error on the whole file", err)
+	}
+}
+
 // A CSV file materializes only while its spill stays within spillLimit,
 // a gzipped one counted at spillGzipFactor times its size; a file that
 // cannot be read does not.
