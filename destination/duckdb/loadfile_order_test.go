@@ -265,6 +265,21 @@ func bigSource(t *testing.T, d *DB, tx *tx, load destination.FileLoad) (*destina
 	return target, src
 }
 
+// plainRows is a CSV file of rows records "pos,row pos,pos%97.5", record at
+// written as line instead.
+func plainRows(rows, at int, line string) string {
+	var b strings.Builder
+	b.WriteString("pos,note,v\n")
+	for i := 1; i <= rows; i++ {
+		if i == at {
+			b.WriteString(line)
+			continue
+		}
+		fmt.Fprintf(&b, "%d,row %d,%d.5\n", i, i, i%97)
+	}
+	return b.String()
+}
+
 // TestLoadInPartsBadRecord: a record DuckDB cannot read in the last part
 // fails the load with DuckDB's error naming the file, and the part's
 // copy, which DuckDB stopped reading, ends.
@@ -272,16 +287,7 @@ func TestLoadInPartsBadRecord(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
 	}
-	var b strings.Builder
-	b.WriteString("pos,note,v\n")
-	for i := 1; i <= 20_000; i++ {
-		if i == 19_000 {
-			b.WriteString("19000,ragged,1.5,extra\n")
-			continue
-		}
-		fmt.Fprintf(&b, "%d,row %d,%d.5\n", i, i, i%97)
-	}
-	_, tx, load := smallLoad(t, b.String())
+	_, tx, load := smallLoad(t, plainRows(20_000, 19_000, "19000,ragged,1.5,extra\n"))
 	if !csvPartsFit(load) {
 		t.Fatal("the file is not to be loaded in parts")
 	}
@@ -299,15 +305,7 @@ func TestLoadInPartsLoneCR(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
 	}
-	var b strings.Builder
-	b.WriteString("pos,note,v\n")
-	for i := 1; i <= 20_000; i++ {
-		if i == 19_000 {
-			b.WriteString("\r")
-		}
-		fmt.Fprintf(&b, "%d,row %d,%d.5\n", i, i, i%97)
-	}
-	_, tx, load := smallLoad(t, b.String())
+	_, tx, load := smallLoad(t, plainRows(20_000, 19_000, "\r19000,row 19000,85.5\n"))
 	ctx := context.Background()
 	restore, err := tx.widenForLoad(ctx, csvLoadMemoryLimit)
 	if err != nil {
