@@ -35,8 +35,9 @@ func CutCSV(ctx context.Context, r io.Reader, size int64, parts int, delim, quot
 	}
 	n := newNumberer(nil, delim, quote, 0)
 	buf := make([]byte, splitBuffer)
-	var at int64 // the offset of buf[0] in the file
-	keep := 0    // bytes carried from the last read
+	var at int64     // the offset of buf[0] in the file
+	keep := 0        // bytes carried from the last read
+	var before int64 // records before the current part
 	inHeader := header
 	for first := true; len(p.Cuts) < parts-1; first = false {
 		if err := ctx.Err(); err != nil {
@@ -76,7 +77,8 @@ func CutCSV(ctx context.Context, r io.Reader, size int64, parts int, delim, quot
 			}
 			if cut := at + int64(i); cut < size {
 				p.Cuts = append(p.Cuts, cut)
-				p.Records = append(p.Records, n.records-sum(p.Records))
+				p.Records = append(p.Records, n.records-before)
+				before = n.records
 			}
 		}
 		keep = copy(buf, b[i:])
@@ -91,12 +93,4 @@ func CutCSV(ctx context.Context, r io.Reader, size int64, parts int, delim, quot
 		}
 	}
 	return p, nil
-}
-
-func sum(s []int64) int64 {
-	t := int64(0)
-	for _, v := range s {
-		t += v
-	}
-	return t
 }

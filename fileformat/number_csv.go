@@ -130,24 +130,9 @@ func (n *numberer) feed(b []byte, eof bool, stopAt int) (used int, ended bool, e
 		if end >= 0 {
 			piece = rest[:end]
 		}
-		// A "\r" must come before a "\n", in quotes or not.
-		if n.cr && piece[0] != '\n' {
+		var lone bool
+		if n.cr, lone = crAhead(piece, n.cr); lone {
 			return used, false, ErrNotNumbered
-		}
-		for i := 0; ; i++ {
-			j := bytes.IndexByte(piece[i:], '\r')
-			if j < 0 {
-				n.cr = false
-				break
-			}
-			i += j
-			if i == len(piece)-1 {
-				n.cr = true // the next piece must start with "\n"
-				break
-			}
-			if piece[i+1] != '\n' {
-				return used, false, ErrNotNumbered
-			}
 		}
 		if err := n.write(piece); err != nil {
 			return used, false, err
@@ -217,30 +202,44 @@ func LoneCR(ctx context.Context, r io.Reader) (bool, error) {
 			return false, err
 		}
 		m, err := io.ReadFull(r, buf)
-		b := buf[:m]
-		if cr && (m == 0 || b[0] != '\n') {
+		if m == 0 && cr {
 			return true, nil
 		}
-		cr = false
-		for i := 0; ; i++ {
-			j := bytes.IndexByte(b[i:], '\r')
-			if j < 0 {
-				break
-			}
-			i += j
-			if i == len(b)-1 {
-				cr = true
-				break
-			}
-			if b[i+1] != '\n' {
-				return true, nil
-			}
+		var lone bool
+		if cr, lone = crAhead(buf[:m], cr); lone {
+			return true, nil
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return cr, nil
 		}
 		if err != nil {
 			return false, err
+		}
+	}
+}
+
+// crAhead checks that every "\r" in b comes before a "\n", in quotes or
+// not, b following a chunk that ended on "\r" when cr is set. lone reports
+// one that does not; ends reports that b ends on "\r", which the next
+// chunk must then start with "\n" after.
+func crAhead(b []byte, cr bool) (ends, lone bool) {
+	if len(b) == 0 {
+		return cr, false
+	}
+	if cr && b[0] != '\n' {
+		return false, true
+	}
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(b[i:], '\r')
+		if j < 0 {
+			return false, false
+		}
+		i += j
+		if i == len(b)-1 {
+			return true, false
+		}
+		if b[i+1] != '\n' {
+			return false, true
 		}
 	}
 }

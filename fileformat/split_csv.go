@@ -65,8 +65,8 @@ func SplitCSV(ctx context.Context, r io.Reader, opts SplitOptions, next func(par
 	if q == 0 {
 		q = '"'
 	}
-	if d == q || d == '\n' || d == '\r' || q == '\n' || q == '\r' {
-		return 0, fmt.Errorf("split CSV: delimiter %q and quote %q must differ, and neither may be a line end", rune(d), rune(q))
+	if err := checkDialect("split CSV", d, q); err != nil {
+		return 0, err
 	}
 	s := &splitter{what: "split CSV", ctx: ctx, r: r, next: next, partSize: opts.PartSize, measure: opts.Measure, buf: make([]byte, splitBuffer)}
 	s.scan = quoteScan{delim: d, quote: q, prev: '\n'}
