@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -232,9 +233,20 @@ func appendRows(ctx context.Context, dc driver.Conn, catalog, schema, table stri
 	return ap.CloseWithCancel(ctx)
 }
 
+// oneThread keeps the calling goroutine on its OS thread until the
+// returned func runs. The raw baselines call DuckDB from one thread, as the
+// engine's writer does (engine/writer.go): DuckDB's allocator keeps memory
+// per thread, and a baseline whose calls moved between threads would be
+// slower and larger than DuckDB can be.
+func oneThread() func() {
+	runtime.LockOSThread()
+	return runtime.UnlockOSThread
+}
+
 // RawLoad is the physical limit of an initial load: DuckDB's appender
 // straight into the empty keyed target table.
 func RawLoad(ctx context.Context, path string, rows int64, m Mode, cfg Config) (time.Duration, error) {
+	defer oneThread()()
 	start := time.Now()
 	db, err := openFresh(ctx, path, cfg.Settings, m)
 	if err != nil {
@@ -253,6 +265,7 @@ func RawLoad(ctx context.Context, path string, rows int64, m Mode, cfg Config) (
 // row (BIGINT, VARCHAR, DOUBLE, BIGINT) into a table without constraints,
 // as sluice's tables are.
 func Raw4(ctx context.Context, path string, rows int64, cfg Config) (time.Duration, error) {
+	defer oneThread()()
 	start := time.Now()
 	db, err := duckdb.OpenDB(ctx, path, cfg.Settings)
 	if err != nil {
@@ -371,6 +384,7 @@ func UpsertRange(rows int64) (from, n int64) { return rows / 2, rows }
 // temporary staging table, then one MERGE INTO the populated target in a
 // transaction.
 func RawMerge(ctx context.Context, path string, rows int64, cfg Config) (time.Duration, error) {
+	defer oneThread()()
 	from, n := UpsertRange(rows)
 	start := time.Now()
 	db, err := duckdb.OpenDB(ctx, path, cfg.Settings)

@@ -1173,7 +1173,7 @@ func (t *tx) tableAppender(dc driver.Conn, tbl *destination.Table) (*openAppende
 	if err != nil {
 		return nil, err
 	}
-	open = &openAppender{ap: ap, columns: names, intKeys: map[int64]struct{}{}, hashKeys: map[uint64]struct{}{}}
+	open = &openAppender{ap: ap, columns: names}
 	for _, k := range tbl.PrimaryKey {
 		open.key = append(open.key, slices.Index(names, k))
 	}
@@ -1199,12 +1199,10 @@ type openAppender struct {
 	// holds answered while not remembering; the next flush, which empties
 	// the appender, starts remembering.
 	remembering, asked bool
-	// hashKeys holds other keys by a 64-bit hash, with no string kept per
-	// row: a collision only makes a new key look held, and its row is then
-	// looked up or replaced rather than inserted, which is correct.
-	hashKeys map[uint64]struct{}
-	hash     maphash.Hash
-	intKeys  map[int64]struct{}
+	// held holds each unflushed key by a 64-bit hash (keyHash), with no
+	// string kept per row.
+	held heldKeys
+	hash maphash.Hash
 }
 
 // rowGroupRows is DuckDB's row group size.
@@ -1228,18 +1226,12 @@ func (o *openAppender) remember(args []driver.Value) {
 	if len(o.key) == 0 {
 		return
 	}
-	if len(o.key) == 1 {
-		if v, ok := asInt(args[o.key[0]]); ok {
-			o.intKeys[v] = struct{}{}
-			return
-		}
-	}
 	o.scratch = o.scratch[:0]
 	for _, i := range o.key {
 		o.scratch = append(o.scratch, args[i])
 	}
 	if h, ok := keyHash(&o.hash, o.scratch); ok {
-		o.hashKeys[h] = struct{}{}
+		o.held.add(h)
 	}
 }
 
@@ -1249,8 +1241,7 @@ func (o *openAppender) remember(args []driver.Value) {
 func (o *openAppender) flush() error {
 	o.pending = 0
 	o.remembering = o.remembering || o.asked
-	clear(o.intKeys)
-	clear(o.hashKeys)
+	o.held.reset()
 	return o.ap.Flush()
 }
 
@@ -1286,22 +1277,19 @@ func (o *openAppender) holds(key []any) bool {
 		o.asked = true
 		return true
 	}
-	if len(key) == 1 {
-		if v, ok := asInt(key[0]); ok {
-			_, held := o.intKeys[v]
-			return held
-		}
-	}
 	h, ok := keyHash(&o.hash, key)
-	if !ok {
-		return false
-	}
-	_, held := o.hashKeys[h]
-	return held
+	return ok && o.held.has(h)
 }
 
-// keyHash hashes a key that keyText accepts, without building its text.
+// keyHash hashes a key that keyText accepts, without building its text. An
+// integer key alone is mixed rather than hashed as text: the appender's
+// writer, which sets a load's pace, remembers every row's key.
 func keyHash(h *maphash.Hash, key []any) (uint64, bool) {
+	if len(key) == 1 {
+		if n, ok := asInt(key[0]); ok {
+			return mix64(uint64(n)), true
+		}
+	}
 	h.Reset()
 	var buf [20]byte
 	for _, v := range key {
