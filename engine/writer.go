@@ -66,11 +66,11 @@ func (w *writer) run() {
 	defer close(w.done)
 	// Every call into the destination comes from one OS thread. DuckDB's
 	// allocator (jemalloc, in duckdb-go's library) keeps a cache and an
-	// arena per thread, and Go moves a goroutine between threads: a load
-	// whose calls ran on ten threads kept freed memory in each, and a 20M
-	// row hash-keyed load peaked at 315-329 MB RSS against 248-251 MB on
-	// one thread (BENCHMARKS.md). The thread is not unlocked: it ends
-	// with the goroutine, and its cache with it.
+	// arena per thread, and Go moves a goroutine between threads, leaving
+	// freed memory behind in each: a 20M-row hash-keyed load peaked at
+	// 321 MB RSS against 248-251 MB on one thread (BENCHMARKS.md). The
+	// thread is not unlocked: it ends with the goroutine, and its cache
+	// with it.
 	runtime.LockOSThread()
 	for j := range w.jobs {
 		select {
