@@ -1,10 +1,10 @@
 package duckdb
 
 // heldKeys is the set of 64-bit key hashes an open appender holds
-// unflushed: open addressing with linear probing in a table of twice
-// rowGroupRows slots, 2 MiB, allocated when the appender starts
+// unflushed: open addressing with linear probing in a table of heldSlots,
+// 2 MiB, allocated when the appender starts
 // remembering and cleared at each flush. A Go map of as many keys took
-// 7.8 MB of live heap in a 20M-row hash-keyed load, a third of the
+// 7.8 MB of live heap in a 20M-row hash-keyed load, nearly a third of the
 // engine's, and the garbage collector's headroom on top (BENCHMARKS.md).
 //
 // A slot holds a hash, or 0 for empty; a hash of 0 is stored as 1. That,
