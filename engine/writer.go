@@ -69,9 +69,11 @@ func (w *writer) run() {
 	// arena per thread, and Go moves a goroutine between threads, leaving
 	// freed memory behind in each: a 20M-row hash-keyed load peaked at
 	// 321 MB RSS against 248-251 MB on one thread (BENCHMARKS.md). The
-	// thread is not unlocked: it ends with the goroutine, and its cache
-	// with it.
+	// thread is unlocked at the end rather than left to exit with the
+	// goroutine: a child process started from that thread with a
+	// parent-death signal (a test's S3 server, say) would be killed.
 	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for j := range w.jobs {
 		select {
 		case w.taken <- struct{}{}:

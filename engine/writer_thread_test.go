@@ -4,6 +4,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -12,6 +14,12 @@ import (
 
 	"github.com/sluicedata/sluice/destination"
 )
+
+// init keeps the main goroutine on the main thread, so that no other
+// goroutine runs there: a goroutine that ends locked to the main thread
+// leaves it idle rather than ending it, which would hide what
+// TestWriterKeepsOneThread looks for.
+func init() { runtime.LockOSThread() }
 
 // threadDest records the OS thread of every call the writer makes.
 type threadDest struct {
@@ -89,5 +97,16 @@ func TestWriterKeepsOneThread(t *testing.T) {
 	defer d.mu.Unlock()
 	if len(d.tids) != 1 {
 		t.Fatalf("the destination was called from %d OS threads (calls per thread: %v), want 1", len(d.tids), d.tids)
+	}
+	// The thread outlives the writer: a goroutine that ends locked ends
+	// its thread, and the kernel then signals every child started from
+	// it with a parent-death signal.
+	for tid := range d.tids {
+		for range 20 {
+			time.Sleep(10 * time.Millisecond)
+			if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err != nil {
+				t.Fatalf("the writer's thread %d ended with it: %v", tid, err)
+			}
+		}
 	}
 }
