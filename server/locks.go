@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 )
@@ -49,7 +50,29 @@ func (l *memLocker) tryLock(_ context.Context, class int32, id int64) (func(), <
 // pgLocker takes PostgreSQL session advisory locks, one connection per
 // lock held. A worker that dies loses its connection, and PostgreSQL
 // releases its locks at once: the lock cannot outlive its holder.
-type pgLocker struct{ db *sql.DB }
+//
+// The locks are the database's, whichever schema a store is in: salt, from
+// the store's schema, keeps two stores of one database from taking each
+// other's locks (connection 1 of one store and of another had one lock, so
+// a run of one held up the other's, and the state API read the snapshot).
+// Servers before the salt took the bare id: upgrade every server of a store
+// together, or an old and a new one may run one connection at once.
+type pgLocker struct {
+	db   *sql.DB
+	salt int32
+}
+
+// newPGLocker returns the locker of the store db opens, salted by its
+// schema.
+func newPGLocker(ctx context.Context, db *sql.DB) (*pgLocker, error) {
+	var schema string
+	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return nil, fmt.Errorf("lock: the store's schema: %w", err)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(schema))
+	return &pgLocker{db: db, salt: int32(h.Sum32())}, nil
+}
 
 // lockCheck is how often a held lock's connection is checked.
 const lockCheck = 5 * time.Second
@@ -59,8 +82,9 @@ func (l *pgLocker) tryLock(ctx context.Context, class int32, id int64) (func(), 
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("lock: %w", err)
 	}
-	// The advisory lock takes two int4 keys; ids beyond 2^31 fold.
-	key := int32(id ^ id>>32)
+	// The advisory lock takes two int4 keys; ids beyond 2^31 fold. The
+	// salt keeps ids of one store apart, and apart from another store's.
+	key := int32(id^id>>32) ^ l.salt
 	var ok bool
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, class, key).Scan(&ok); err != nil {
 		conn.Close()

@@ -143,3 +143,41 @@ func TestCrashedWorkerPostgres(t *testing.T) {
 		}
 	})
 }
+
+// TestPGLockerStoresApart: two stores in one database, each with a
+// connection of id 1. A run of one must not hold up the other's, and
+// within a store the lock still excludes.
+func TestPGLockerStoresApart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := pgURL(t)
+	lockers := make([]*pgLocker, 2)
+	for i := range lockers {
+		db, err := sql.Open("pgx", pgSchema(t, base))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if lockers[i], err = newPGLocker(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlockA, _, ok, err := lockers[0].tryLock(ctx, lockClassConnection, 1)
+	if err != nil || !ok {
+		t.Fatalf("store A, connection 1: ok %v, %v", ok, err)
+	}
+	unlockB, _, ok, err := lockers[1].tryLock(ctx, lockClassConnection, 1)
+	if err != nil || !ok {
+		t.Fatalf("store B, connection 1, while store A's connection 1 runs: ok %v, %v", ok, err)
+	}
+	defer unlockB()
+	if _, _, ok, err := lockers[0].tryLock(ctx, lockClassConnection, 1); err != nil || ok {
+		t.Fatalf("store A, connection 1, taken twice: ok %v, %v", ok, err)
+	}
+	unlockA()
+	unlockA2, _, ok, err := lockers[0].tryLock(ctx, lockClassConnection, 1)
+	if err != nil || !ok {
+		t.Fatalf("store A, connection 1, after its unlock: ok %v, %v", ok, err)
+	}
+	unlockA2()
+}

@@ -151,7 +151,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	// several in one).
 	s := &Server{cfg: cfg, st: st, seal: seal, log: cfg.Logger, worker: fmt.Sprintf("%s/%d/%04x", host, os.Getpid(), rand.Uint32N(1<<16))}
 	if st.postgres {
-		s.locks = &pgLocker{db: st.db}
+		if s.locks, err = newPGLocker(ctx, st.db); err != nil {
+			st.close()
+			return nil, err
+		}
 	} else {
 		s.locks = newMemLocker()
 	}
