@@ -47,8 +47,9 @@ func TestHeldKeys(t *testing.T) {
 	}
 }
 
-// TestKeyHashInts checks that integer keys of every width hash alike, and
-// unlike their text or a key of two columns.
+// TestKeyHashInts checks that integer keys of every width hash alike,
+// apart from other integers and from a key of two columns, and that a key
+// keyText refuses is not hashed.
 func TestKeyHashInts(t *testing.T) {
 	var h maphash.Hash
 	a, _ := keyHash(&h, []any{int64(7)})
