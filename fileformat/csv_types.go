@@ -99,6 +99,66 @@ func plainDecimal(b []byte) (intDigits, scale int, ok bool) {
 	return intDigits, i - f, true
 }
 
+// isDouble reports whether parseDouble reads b, mostly without
+// converting it: only a number that may overflow, whose digits before the
+// point and exponent reach 300, is converted.
+func isDouble(b []byte) bool {
+	i := 0
+	if i < len(b) && (b[i] == '-' || b[i] == '+') {
+		i++
+	}
+	lead := i
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	whole := i - lead
+	if whole > 1 && b[lead] == '0' {
+		return false // a leading zero
+	}
+	frac := 0
+	if i < len(b) && b[i] == '.' {
+		i++
+		f := i
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+		frac = i - f
+	}
+	if whole+frac == 0 {
+		return false
+	}
+	exp := 0
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		neg := false
+		if i < len(b) && (b[i] == '-' || b[i] == '+') {
+			neg = b[i] == '-'
+			i++
+		}
+		e := i
+		for i < len(b) && isDigit(b[i]) {
+			if exp < 10000 {
+				exp = exp*10 + int(b[i]-'0')
+			}
+			i++
+		}
+		if i == e {
+			return false
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	if i != len(b) {
+		return false
+	}
+	if whole+exp < 300 {
+		return true
+	}
+	_, ok := parseDouble(b)
+	return ok
+}
+
 // parseDouble reads a decimal floating-point number ("1.5", "-2e10", ".5").
 // Words strconv would take ("inf", "NaN") and hexadecimal are refused: in a
 // CSV they are text.
@@ -142,16 +202,11 @@ func parseBool(b []byte) (v, ok bool) {
 	return false, false
 }
 
-// num reads the decimal digits b[i:i+n].
-func num(b []byte, i, n int) (int, bool) {
-	v := 0
-	for _, c := range b[i : i+n] {
-		if !isDigit(c) {
-			return 0, false
-		}
-		v = v*10 + int(c-'0')
-	}
-	return v, true
+// num2 reads the two decimal digits b[i:i+2]; datetimes are read on a
+// hot path (NumberTypedCSV), hence no loop.
+func num2(b []byte, i int) (int, bool) {
+	x, y := b[i]-'0', b[i+1]-'0'
+	return int(x)*10 + int(y), x <= 9 && y <= 9
 }
 
 func daysIn(m, y int) int {
@@ -169,16 +224,40 @@ func daysIn(m, y int) int {
 
 // parseDate reads YYYY-MM-DD as midnight UTC.
 func parseDate(b []byte) (time.Time, bool) {
-	if len(b) != 10 || b[4] != '-' || b[7] != '-' {
-		return time.Time{}, false
-	}
-	y, ok1 := num(b, 0, 4)
-	m, ok2 := num(b, 5, 2)
-	d, ok3 := num(b, 8, 2)
-	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(m, y) {
+	y, m, d, ok := scanDate(b)
+	if !ok {
 		return time.Time{}, false
 	}
 	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), true
+}
+
+// scanDate checks YYYY-MM-DD and returns its fields.
+func scanDate(b []byte) (y, m, d int, ok bool) {
+	if len(b) != 10 || b[4] != '-' || b[7] != '-' {
+		return 0, 0, 0, false
+	}
+	hi, ok1 := num2(b, 0)
+	lo, ok4 := num2(b, 2)
+	y = hi*100 + lo
+	m, ok2 := num2(b, 5)
+	d, ok3 := num2(b, 8)
+	if !ok1 || !ok4 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(m, y) {
+		return 0, 0, 0, false
+	}
+	return y, m, d, true
+}
+
+// dateTime is what scanDateTime reads: the fields as written, and the
+// offset east of UTC.
+type dateTime struct {
+	y, m, d, hh, mm, ss, ns int
+	off                     time.Duration
+}
+
+// time is the instant, in UTC.
+func (dt dateTime) time() time.Time {
+	t := time.Date(dt.y, time.Month(dt.m), dt.d, 0, 0, 0, 0, time.UTC)
+	return t.Add(time.Duration(dt.hh)*time.Hour + time.Duration(dt.mm)*time.Minute + time.Duration(dt.ss)*time.Second + time.Duration(dt.ns) - dt.off)
 }
 
 // parseDateTime reads YYYY-MM-DD[T ]HH:MM[:SS[.fffffffff]], followed by Z
@@ -186,30 +265,40 @@ func parseDate(b []byte) (time.Time, bool) {
 // naive datetime may also be a bare date (midnight), so that a column
 // mixing dates and datetimes reads as datetimes.
 func parseDateTime(b []byte, zoned bool) (time.Time, bool) {
-	if !zoned && len(b) == 10 {
-		return parseDate(b)
-	}
-	if len(b) < 16 || (b[10] != 'T' && b[10] != ' ' && b[10] != 't') || b[13] != ':' {
-		return time.Time{}, false
-	}
-	day, ok := parseDate(b[:10])
+	dt, ok := scanDateTime(b, zoned)
 	if !ok {
 		return time.Time{}, false
 	}
-	hh, ok1 := num(b, 11, 2)
-	mm, ok2 := num(b, 14, 2)
-	if !ok1 || !ok2 || hh > 23 || mm > 59 {
-		return time.Time{}, false
+	return dt.time(), true
+}
+
+// scanDateTime checks what parseDateTime reads, and returns its fields.
+func scanDateTime(b []byte, zoned bool) (dateTime, bool) {
+	var dt dateTime
+	var ok bool
+	if !zoned && len(b) == 10 {
+		dt.y, dt.m, dt.d, ok = scanDate(b)
+		return dt, ok
 	}
+	if len(b) < 16 || (b[10] != 'T' && b[10] != ' ' && b[10] != 't') || b[13] != ':' {
+		return dt, false
+	}
+	if dt.y, dt.m, dt.d, ok = scanDate(b[:10]); !ok {
+		return dt, false
+	}
+	hh, ok1 := num2(b, 11)
+	mm, ok2 := num2(b, 14)
+	if !ok1 || !ok2 || hh > 23 || mm > 59 {
+		return dt, false
+	}
+	dt.hh, dt.mm = hh, mm
 	i := 16
-	ss, ns := 0, 0
 	if i < len(b) && b[i] == ':' {
 		if len(b) < 19 {
-			return time.Time{}, false
+			return dt, false
 		}
-		var ok bool
-		if ss, ok = num(b, 17, 2); !ok || ss > 59 {
-			return time.Time{}, false
+		if dt.ss, ok = num2(b, 17); !ok || dt.ss > 59 {
+			return dt, false
 		}
 		i = 19
 		if i < len(b) && b[i] == '.' {
@@ -217,52 +306,51 @@ func parseDateTime(b []byte, zoned bool) (time.Time, bool) {
 			f := i
 			for i < len(b) && isDigit(b[i]) {
 				if i-f < 9 {
-					ns = ns*10 + int(b[i]-'0')
+					dt.ns = dt.ns*10 + int(b[i]-'0')
 				}
 				i++
 			}
 			n := i - f
 			if n == 0 {
-				return time.Time{}, false
+				return dt, false
 			}
 			for ; n < 9; n++ {
-				ns *= 10
+				dt.ns *= 10
 			}
 		}
 	}
-	t := day.Add(time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute + time.Duration(ss)*time.Second + time.Duration(ns))
 	rest := b[i:]
 	if !zoned {
-		return t, len(rest) == 0
+		return dt, len(rest) == 0
 	}
 	switch {
 	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
-		return t, true
+		return dt, true
 	case len(rest) >= 3 && (rest[0] == '+' || rest[0] == '-'):
-		oh, ok := num(rest, 1, 2)
+		oh, ok := num2(rest, 1)
 		if !ok || oh > 23 {
-			return time.Time{}, false
+			return dt, false
 		}
 		om := 0
 		switch {
 		case len(rest) == 3:
 		case len(rest) == 6 && rest[3] == ':':
-			om, ok = num(rest, 4, 2)
+			om, ok = num2(rest, 4)
 		case len(rest) == 5:
-			om, ok = num(rest, 3, 2)
+			om, ok = num2(rest, 3)
 		default:
 			ok = false
 		}
 		if !ok || om > 59 {
-			return time.Time{}, false
+			return dt, false
 		}
-		off := time.Duration(oh)*time.Hour + time.Duration(om)*time.Minute
-		if rest[0] == '+' {
-			off = -off
+		dt.off = time.Duration(oh)*time.Hour + time.Duration(om)*time.Minute
+		if rest[0] == '-' {
+			dt.off = -dt.off
 		}
-		return t.Add(off), true
+		return dt, true
 	}
-	return time.Time{}, false
+	return dt, false
 }
 
 // colSniff gathers what the sampled values of one column can be.

@@ -71,6 +71,16 @@ type numberer struct {
 	start   bool  // the next byte starts a record (or an empty line)
 	cr      bool  // the last byte seen was a "\r" inside a record
 	num     []byte
+
+	// NumberTypedCSV's: the columns, the last number in digits, the
+	// current record's field bounds, the copy not yet written, and a
+	// rewritten value.
+	cols      []Column
+	typedCols []int   // the columns whose values are read
+	values    []int64 // CSVNumbered.Values
+	digits    []byte
+	bounds    []int
+	out, val  []byte
 }
 
 func newNumberer(w io.Writer, delim, quote byte, first int64) *numberer {
@@ -189,33 +199,6 @@ func (n *numberer) write(b []byte) error {
 		return fmt.Errorf("number CSV: writing after %d records: %w", n.records, err)
 	}
 	return nil
-}
-
-// LoneCR reports whether r holds a carriage return not followed by a line
-// feed: a part of a file that NumberCSV would refuse, found without
-// following its records.
-func LoneCR(ctx context.Context, r io.Reader) (bool, error) {
-	buf := make([]byte, splitBuffer)
-	cr := false // the last read ended on "\r"
-	for {
-		if err := ctx.Err(); err != nil {
-			return false, err
-		}
-		m, err := io.ReadFull(r, buf)
-		if m == 0 && cr {
-			return true, nil
-		}
-		var lone bool
-		if cr, lone = crAhead(buf[:m], cr); lone {
-			return true, nil
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return cr, nil
-		}
-		if err != nil {
-			return false, err
-		}
-	}
 }
 
 // crAhead checks that every "\r" in b comes before a "\n", in quotes or

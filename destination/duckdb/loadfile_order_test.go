@@ -103,7 +103,7 @@ func loadNumbered(t *testing.T, path string, rows int64, s Settings, parts int) 
 		if csvPartsFit(load) {
 			t.Fatal("the file is to be loaded whole, and csvPartsFit says parts")
 		}
-		_, src := bigSource(t, d, tx, load)
+		_, src := bigSource(t, d, tx, load, false)
 		if err := tx.materializeRows(ctx, &src); err != nil {
 			t.Fatal(err)
 		}
@@ -178,11 +178,12 @@ func TestLoadInPartsFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer restore()
-	target, src := bigSource(t, d, tx, load)
-	wrong := src
-	wrong.out = strings.Replace(src.out, "_sluice_rn AS "+src.rn, "_sluice_rn + 1 AS "+src.rn, 1)
-	if wrong.out == src.out {
-		t.Fatalf("no row number in %s", src.out)
+	target, src := bigSource(t, d, tx, load, false)
+	_, wrong := bigSource(t, d, tx, load, true)
+	right := wrong.out
+	wrong.out = strings.Replace(wrong.out, "_sluice_rn AS "+src.rn, "_sluice_rn + 1 AS "+src.rn, 1)
+	if wrong.out == right {
+		t.Fatalf("no row number in %s", right)
 	}
 	var logged bytes.Buffer
 	defer slog.SetDefault(slog.Default())
@@ -251,14 +252,15 @@ func openBig(t *testing.T, path string, s Settings) (*DB, *tx, destination.FileL
 	}
 }
 
-// bigSource is the table big and the SELECT loading load into it.
-func bigSource(t *testing.T, d *DB, tx *tx, load destination.FileLoad) (*destination.Table, source) {
+// bigSource is the table big and the SELECT loading load into it, typed
+// for a load in parts.
+func bigSource(t *testing.T, d *DB, tx *tx, load destination.FileLoad, typed bool) (*destination.Table, source) {
 	t.Helper()
 	target, err := d.target("big")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, reason, err := tx.loadSource(context.Background(), target, load)
+	src, reason, err := tx.loadSource(context.Background(), target, load, typed)
 	if err != nil || reason != "" {
 		t.Fatalf("loadSource: %q, %v", reason, err)
 	}
@@ -298,22 +300,27 @@ func TestLoadInPartsBadRecord(t *testing.T) {
 }
 
 // TestLoadInPartsLoneCR: a carriage return that ends no line, in the part
-// the cut does not read, sends the file to the whole load, which fails as
-// it did before parts: DuckDB's strict reader refuses the file, and the
-// files connector then reads it itself to say what is wrong.
+// the cut does not read, stops that part's copy; the rows loaded are
+// deleted and the file goes to the whole load, which fails as it did
+// before parts: DuckDB's strict reader refuses the file, and the files
+// connector then reads it itself to say what is wrong.
 func TestLoadInPartsLoneCR(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
 	}
-	_, tx, load := smallLoad(t, plainRows(20_000, 19_000, "\r19000,row 19000,85.5\n"))
+	d, tx, load := smallLoad(t, plainRows(20_000, 19_000, "\r19000,row 19000,85.5\n"))
 	ctx := context.Background()
 	restore, err := tx.widenForLoad(ctx, csvLoadMemoryLimit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	feed, err := feedCSV(ctx, load, 2)
-	if err != nil || feed != nil {
-		t.Fatalf("feed %v, %v; want none", feed, err)
+	target, src := bigSource(t, d, tx, load, true)
+	if _, done, err := tx.loadInParts(ctx, target, load, src); err != nil || done {
+		t.Fatalf("loadInParts: done %t, %v; want not done", done, err)
+	}
+	var left int64
+	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM s.big`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d rows left, %v", left, err)
 	}
 	if err := restore(); err != nil {
 		t.Fatal(err)
