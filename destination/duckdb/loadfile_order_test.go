@@ -299,34 +299,37 @@ func TestLoadInPartsBadRecord(t *testing.T) {
 	}
 }
 
-// TestLoadInPartsLoneCR: a carriage return that ends no line, in the part
-// the cut does not read, stops that part's copy; the rows loaded are
-// deleted and the file goes to the whole load, which fails as it did
-// before parts: DuckDB's strict reader refuses the file, and the files
-// connector then reads it itself to say what is wrong.
+// TestLoadInPartsLoneCR: a carriage return that ends no line stops the
+// copies, whether the cut finds it (in the first part, while that part is
+// copied) or the last part's copy does; the rows loaded are deleted and
+// the file goes to the whole load, which fails as it did before parts:
+// DuckDB's strict reader refuses the file, and the files connector then
+// reads it itself to say what is wrong.
 func TestLoadInPartsLoneCR(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
 	}
-	d, tx, load := smallLoad(t, plainRows(20_000, 19_000, "\r19000,row 19000,85.5\n"))
-	ctx := context.Background()
-	restore, err := tx.widenForLoad(ctx, csvLoadMemoryLimit)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, src := bigSource(t, d, tx, load, true)
-	if _, done, err := tx.loadInParts(ctx, target, load, src); err != nil || done {
-		t.Fatalf("loadInParts: done %t, %v; want not done", done, err)
-	}
-	var left int64
-	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM s.big`).Scan(&left); err != nil || left != 0 {
-		t.Fatalf("%d rows left, %v", left, err)
-	}
-	if err := restore(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.LoadFile(ctx, load); err == nil || !strings.Contains(err.Error(), "DuckDB reading "+load.Path) {
-		t.Fatalf("load: %v, want DuckDB's error on the whole file", err)
+	for _, at := range []int{1_000, 19_000} {
+		d, tx, load := smallLoad(t, plainRows(20_000, at, fmt.Sprintf("\r%d,row %d,85.5\n", at, at)))
+		ctx := context.Background()
+		restore, err := tx.widenForLoad(ctx, csvLoadMemoryLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, src := bigSource(t, d, tx, load, true)
+		if _, done, err := tx.loadInParts(ctx, target, load, src); err != nil || done {
+			t.Fatalf("record %d: loadInParts: done %t, %v; want not done", at, done, err)
+		}
+		var left int64
+		if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM s.big`).Scan(&left); err != nil || left != 0 {
+			t.Fatalf("record %d: %d rows left, %v", at, left, err)
+		}
+		if err := restore(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.LoadFile(ctx, load); err == nil || !strings.Contains(err.Error(), "DuckDB reading "+load.Path) {
+			t.Fatalf("record %d: load: %v, want DuckDB's error on the whole file", at, err)
+		}
 	}
 }
 
