@@ -16,17 +16,18 @@ type CSVParts struct {
 	// Cuts are the offsets where parts 2, 3, ... start; part 1 starts at
 	// Body and the last part ends at the end of the file.
 	Cuts []int64
-	// Records are the records of each part but the last, as NumberCSV
-	// counts them.
+	// Records are the records of each part but the last, as
+	// NumberTypedCSV counts them.
 	Records []int64
 }
 
 // CutCSV finds where a CSV file of size bytes can be cut into parts of
-// about size/parts bytes that NumberCSV can number on their own: each cut
-// is the first start of a line (a record or an empty line) after one of
-// the parts-1 evenly spaced targets (size*k/parts), so that a quoted
-// field's line ends never cut a record. It gives fewer cuts when the file has no record boundary after a
-// target, and ErrNotNumbered where NumberCSV would. It reads r from the
+// about size/parts bytes that NumberTypedCSV can number on their own: each
+// cut is the first start of a line (a record or an empty line) after one
+// of the parts-1 evenly spaced targets (size*k/parts), so that a quoted
+// field's line ends never cut a record. It gives fewer cuts when the file
+// has no record boundary after a target, and ErrNotNumbered where
+// NumberTypedCSV would. It reads r from the
 // start of the file to the last cut; memory is one 1 MiB buffer.
 func CutCSV(ctx context.Context, r io.Reader, size int64, parts int, delim, quote byte, header bool) (CSVParts, error) {
 	var p CSVParts

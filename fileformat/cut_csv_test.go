@@ -65,7 +65,7 @@ func TestCutCSV(t *testing.T) {
 }
 
 // TestCutCSVLoneCR: a carriage return that ends no line is refused where
-// the cut reads, and where NumberCSV and NumberTypedCSV read.
+// the cut reads, and where NumberTypedCSV reads.
 func TestCutCSVLoneCR(t *testing.T) {
 	for _, in := range []string{
 		"a,b\n1,x\ry\n2,z\n3,w\n",
@@ -76,17 +76,13 @@ func TestCutCSVLoneCR(t *testing.T) {
 		if !errors.Is(err, ErrNotNumbered) {
 			t.Errorf("%q: cut: %v, want ErrNotNumbered", in, err)
 		}
-		_, err = NumberCSV(context.Background(), strings.NewReader(in[4:]), io.Discard, ',', '"', 0)
-		if !errors.Is(err, ErrNotNumbered) {
-			t.Errorf("%q: number: %v, want ErrNotNumbered", in, err)
-		}
 		_, err = NumberTypedCSV(context.Background(), strings.NewReader(in[4:]), io.Discard, ',', '"', 0, []Column{{Name: "a"}, {Name: "b"}})
 		if !errors.Is(err, ErrNotNumbered) {
 			t.Errorf("%q: typed number: %v, want ErrNotNumbered", in, err)
 		}
 	}
 	// One at the very end, after a record's last field.
-	if _, err := NumberCSV(context.Background(), strings.NewReader("1,2\n3,4\r"), io.Discard, ',', '"', 0); !errors.Is(err, ErrNotNumbered) {
+	if _, err := NumberTypedCSV(context.Background(), strings.NewReader("1,2\n3,4\r"), io.Discard, ',', '"', 0, []Column{{Name: "a"}, {Name: "b"}}); !errors.Is(err, ErrNotNumbered) {
 		t.Errorf("a trailing lone CR: %v, want ErrNotNumbered", err)
 	}
 }
@@ -98,6 +94,7 @@ func TestCutCSVLoneCR(t *testing.T) {
 // each from the records before it, gives every record its position.
 func TestCutAndNumberRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	textCols := []Column{{Name: "id"}, {Name: "text"}, {Name: "n"}} // copied as they are
 	for round := 0; round < 12; round++ {
 		var in, want bytes.Buffer
 		var starts []int64 // the records'
@@ -154,10 +151,11 @@ func TestCutAndNumberRandom(t *testing.T) {
 					t.Fatalf("round %d: cut %d at %d is not the first line start after %d", round, k, from, target)
 				}
 			}
-			n, err := NumberCSV(context.Background(), bytes.NewReader(in.Bytes()[from:to]), &got, ',', '"', before)
+			done, err := NumberTypedCSV(context.Background(), bytes.NewReader(in.Bytes()[from:to]), &got, ',', '"', before, textCols)
 			if err != nil {
 				t.Fatal(err)
 			}
+			n := done.Records
 			if k < len(p.Records) && n != p.Records[k] {
 				t.Fatalf("round %d: part %d numbered %d records, counted %d", round, k+1, n, p.Records[k])
 			}

@@ -2,57 +2,17 @@ package fileformat
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 )
 
-// ErrNotNumbered is the answer of NumberCSV and CutCSV for a file whose
+// ErrNotNumbered is the answer of NumberTypedCSV and CutCSV for a file whose
 // records they cannot tell apart as surely as a CSV reader would: one
 // holding a carriage return not followed by a line feed, in quotes or not
 // (readers differ on whether it ends a record). The file is then to be
 // read whole.
 var ErrNotNumbered = errors.New("a carriage return that does not end a line")
-
-// NumberCSV copies the records of a CSV file without a header line (or
-// the part of one that CutCSV gives) from r to w, each with its 1-based
-// position, counted from first+1, as a new first field: "17," before the
-// 17th record. Records are told apart as SplitCSV tells them (a quote
-// opens a field only at the start of one, a doubled quote inside stays
-// inside, line ends in quotes are data); empty lines are copied as they
-// are, without a number, as CSV readers skip them. It returns the number
-// of records numbered, or ErrNotNumbered, having written part of the copy.
-// Memory is one 1 MiB buffer.
-func NumberCSV(ctx context.Context, r io.Reader, w io.Writer, delim, quote byte, first int64) (int64, error) {
-	if err := checkDialect("number CSV", delim, quote); err != nil {
-		return 0, err
-	}
-	n := newNumberer(w, delim, quote, first)
-	buf := make([]byte, splitBuffer)
-	keep := 0 // bytes carried to the next read: a lone "\r" at a record's start
-	for {
-		if err := ctx.Err(); err != nil {
-			return n.records - first, fmt.Errorf("number CSV: stopped after %d records: %w", n.records-first, err)
-		}
-		m, err := io.ReadFull(r, buf[keep:])
-		eof := err == io.EOF || err == io.ErrUnexpectedEOF
-		if err != nil && !eof {
-			return n.records - first, fmt.Errorf("number CSV: reading after %d records: %w", n.records-first, err)
-		}
-		b := buf[:keep+m]
-		used, _, err := n.feed(b, eof, -1)
-		if err != nil {
-			return n.records - first, err
-		}
-		keep = copy(buf, b[used:])
-		if eof {
-			break
-		}
-	}
-	return n.records - first, n.end()
-}
 
 func checkDialect(what string, delim, quote byte) error {
 	if delim == quote || delim == '\n' || delim == '\r' || quote == '\n' || quote == '\r' {
@@ -61,8 +21,8 @@ func checkDialect(what string, delim, quote byte) error {
 	return nil
 }
 
-// numberer follows a CSV byte stream record by record, numbering the
-// records into w, or only counting them when w is nil.
+// numberer follows a CSV byte stream record by record: feed counts the
+// records (CutCSV), and NumberTypedCSV numbers them into w.
 type numberer struct {
 	w       io.Writer
 	scan    quoteScan
@@ -70,7 +30,6 @@ type numberer struct {
 	records int64 // the last number given
 	start   bool  // the next byte starts a record (or an empty line)
 	cr      bool  // the last byte seen was a "\r" inside a record
-	num     []byte
 
 	// NumberTypedCSV's: the columns, the last number in digits, the
 	// current record's field bounds, the copy not yet written, and a
@@ -87,7 +46,7 @@ func newNumberer(w io.Writer, delim, quote byte, first int64) *numberer {
 	return &numberer{w: w, scan: quoteScan{delim: delim, quote: quote, prev: '\n'}, delim: delim, records: first, start: true}
 }
 
-// feed takes b, and returns how much it took. With stopAt >= 0 it stops
+// feed counts the records of b, and returns how much it took. With stopAt >= 0 it stops
 // after the first line end outside quotes (a record's or an empty line's)
 // that ends at or past b[stopAt-1], with ended set; otherwise it takes all
 // of b but a lone "\r" at a record's start, unless eof: the next byte says
@@ -95,7 +54,7 @@ func newNumberer(w io.Writer, delim, quote byte, first int64) *numberer {
 func (n *numberer) feed(b []byte, eof bool, stopAt int) (used int, ended bool, err error) {
 	for used < len(b) {
 		rest := b[used:]
-		if n.w == nil && n.start {
+		if n.start {
 			rel := -1
 			if stopAt >= 0 {
 				rel = max(stopAt-used, 0)
@@ -117,9 +76,6 @@ func (n *numberer) feed(b []byte, eof bool, stopAt int) (used int, ended bool, e
 				blank = 2
 			}
 			if blank > 0 {
-				if err := n.write(rest[:blank]); err != nil {
-					return used, false, err
-				}
 				used += blank
 				if stopAt >= 0 && used >= stopAt {
 					return used, true, nil
@@ -127,12 +83,6 @@ func (n *numberer) feed(b []byte, eof bool, stopAt int) (used int, ended bool, e
 				continue
 			}
 			n.records++
-			if n.w != nil {
-				n.num = append(strconv.AppendInt(n.num[:0], n.records, 10), n.delim)
-				if err := n.write(n.num); err != nil {
-					return used, false, err
-				}
-			}
 			n.start = false
 		}
 		end := n.scan.scan(rest, true)
@@ -143,9 +93,6 @@ func (n *numberer) feed(b []byte, eof bool, stopAt int) (used int, ended bool, e
 		var lone bool
 		if n.cr, lone = crAhead(piece, n.cr); lone {
 			return used, false, ErrNotNumbered
-		}
-		if err := n.write(piece); err != nil {
-			return used, false, err
 		}
 		used += len(piece)
 		if end >= 0 {
@@ -187,16 +134,6 @@ func (n *numberer) countLines(b []byte, stopAt int) int {
 func (n *numberer) end() error {
 	if n.cr {
 		return ErrNotNumbered
-	}
-	return nil
-}
-
-func (n *numberer) write(b []byte) error {
-	if n.w == nil {
-		return nil
-	}
-	if _, err := n.w.Write(b); err != nil {
-		return fmt.Errorf("number CSV: writing after %d records: %w", n.records, err)
 	}
 	return nil
 }

@@ -19,10 +19,19 @@ import (
 // (or widen a DECIMAL's scale) there.
 var ErrNotTyped = errors.New("a value does not read as its column's type")
 
-// NumberTypedCSV is NumberCSV for a file whose columns OpenCSV gave (cols,
-// in file order; a column without a name is copied as it is). Besides
-// numbering, it reads each value of a column of another type than STRING
-// as OpenCSV reads it, and writes it in a form that a typed CSV reader
+// NumberTypedCSV copies the records of a CSV file without a header line
+// (or the part of one that CutCSV gives) from r to w, each with its
+// 1-based position, counted from first+1, as a new first field: "17,"
+// before the 17th record. Records are told apart as SplitCSV tells them (a
+// quote opens a field only at the start of one, a doubled quote inside
+// stays inside, line ends in quotes are data); empty lines are copied as
+// they are, without a number, as CSV readers skip them; a carriage return
+// that ends no line is ErrNotNumbered.
+//
+// cols are the file's columns as OpenCSV gave them, in file order (a
+// column without a name is copied as it is). Besides numbering, it reads each value of a column of a type OpenCSV infers
+// other than STRING (BOOLEAN, LONG, DECIMAL, DOUBLE, dates, datetimes) as
+// OpenCSV reads it, and writes it in a form that a typed CSV reader
 // (DuckDB's read_csv with the column's SQL type) reads as the same value:
 //   - empty or blank, quoted or not: an empty field (NULL);
 //   - a number, a boolean or a date: the value's text, trimmed, unquoted;
@@ -31,7 +40,7 @@ var ErrNotTyped = errors.New("a value does not read as its column's type")
 //     otherwise YYYY-MM-DD HH:MM:SS[.ffffff] (and Z when zoned), its
 //     decimals of a second cut to six as the engine cuts them.
 //
-// Fields of STRING columns are copied as they are. A record without as
+// Fields of other columns are copied as they are. A record without as
 // many fields as cols is an error naming it; a value that does not read
 // is ErrNotTyped. On an error the copy ends after the last whole record
 // written, so that what w has is whole records. Memory is the read buffer
@@ -45,7 +54,7 @@ func NumberTypedCSV(ctx context.Context, r io.Reader, w io.Writer, delim, quote 
 	n.cols = cols
 	n.values = make([]int64, len(cols))
 	for i, c := range cols {
-		if c.Name != "" && c.Type != contract.String {
+		if c.Name != "" && readType(c.Type) {
 			n.typedCols = append(n.typedCols, i)
 		}
 	}
@@ -180,8 +189,15 @@ func (n *numberer) feedTyped(b []byte, eof bool) (int, error) {
 		n.count()
 		out := append(append(n.out, n.digits...), n.delim)
 		at := 0 // rec[:at] is in out
-		for _, i := range n.typedCols {
+		for k, i := range n.typedCols {
 			s, e := n.bounds[2*i], n.bounds[2*i+1]
+			if s == e {
+				continue // NULL, written as it is
+			}
+			if n.plain(k, rec[s:e]) {
+				n.values[i]++
+				continue
+			}
 			v, same, ok := n.typed(i, rec[s:e])
 			if !ok {
 				n.out = out[:mark]
@@ -196,6 +212,54 @@ func (n *numberer) feedTyped(b []byte, eof bool) (int, error) {
 		used += end
 	}
 	return used, nil
+}
+
+// plain reports whether f, the value of the k-th typed column, neither
+// quoted nor padded, reads as its type in a form written as it is: what
+// typed would count and keep, without the rest of what typed does.
+func (n *numberer) plain(k int, f []byte) bool {
+	if first, last := f[0], f[len(f)-1]; first == n.scan.quote || first == ' ' || first == '\t' || last == ' ' || last == '\t' {
+		return false
+	}
+	ok, keep := reads(&n.cols[n.typedCols[k]], f)
+	return ok && keep
+}
+
+// reads reports whether t, unquoted and trimmed, reads as c's type as
+// OpenCSV reads it, and whether a typed reader reads it alike as it is
+// (keep): a datetime in another form is rewritten (typed).
+func reads(c *Column, t []byte) (ok, keep bool) {
+	switch c.Type {
+	case contract.Boolean:
+		_, ok = parseBool(t)
+	case contract.Long:
+		_, ok = parseLong(t)
+	case contract.Decimal:
+		// More decimals than the column's widen it in OpenCSV, where a
+		// typed reader would round them.
+		id, sc, ok2 := plainDecimal(t)
+		ok = ok2 && sc <= c.Scale && id+c.Scale <= maxDecimalDigits
+	case contract.Double:
+		ok = isDouble(t)
+	case contract.NaiveDate:
+		_, _, _, ok = scanDate(t)
+	case contract.NaiveDateTime, contract.UTCDateTime:
+		zoned := c.Type == contract.UTCDateTime
+		if _, ok = scanDateTime(t, zoned); ok {
+			return true, plainDateTime(t, zoned)
+		}
+	}
+	return ok, true
+}
+
+// readType reports whether NumberTypedCSV reads the values of a column of
+// type t (reads); the others are copied as they are.
+func readType(t contract.Type) bool {
+	switch t {
+	case contract.Boolean, contract.Long, contract.Decimal, contract.Double, contract.NaiveDate, contract.NaiveDateTime, contract.UTCDateTime:
+		return true
+	}
+	return false
 }
 
 // split finds the fields of the record at the start of b, as quoteScan
@@ -301,16 +365,15 @@ func (n *numberer) split(b []byte, eof, clean bool) int {
 }
 
 // typed reads field f of column i as OpenCSV reads it, and counts it in
-// values unless it is NULL. ok is false when it does not read; same
-// reports that f is to be written as it is, and otherwise v is what to
-// write.
+// values unless it is NULL: what plain does, for any value. ok is false
+// when it does not read; same reports that f is to be written as it is,
+// and otherwise v is what to write.
 func (n *numberer) typed(i int, f []byte) (v []byte, same, ok bool) {
 	c := &n.cols[i]
 	raw, t := f, f
 	if len(f) == 0 {
 		return nil, true, true
 	}
-	// Most values are neither quoted nor padded.
 	if first, last := f[0], f[len(f)-1]; first == n.scan.quote || first == ' ' || first == '\t' || last == ' ' || last == '\t' {
 		t = n.unwrap(f)
 		if t == nil {
@@ -321,33 +384,17 @@ func (n *numberer) typed(i int, f []byte) (v []byte, same, ok bool) {
 		}
 	}
 	n.values[i]++
-	plain := len(t) == len(raw)
-	switch c.Type {
-	case contract.Boolean:
-		_, ok = parseBool(t)
-	case contract.Long:
-		_, ok = parseLong(t)
-	case contract.Decimal:
-		// More decimals than the column's widen it in OpenCSV, where a
-		// typed reader would round them.
-		id, sc, ok2 := plainDecimal(t)
-		ok = ok2 && sc <= c.Scale && id+c.Scale <= maxDecimalDigits
-	case contract.Double:
-		ok = isDouble(t)
-	case contract.NaiveDate:
-		_, _, _, ok = scanDate(t)
-	case contract.NaiveDateTime, contract.UTCDateTime:
+	ok, keep := reads(c, t)
+	switch {
+	case !ok:
+		return nil, false, false
+	case !keep:
 		zoned := c.Type == contract.UTCDateTime
-		var dt dateTime
-		if dt, ok = scanDateTime(t, zoned); ok && !plainDateTime(t, zoned) {
-			n.val = appendDateTime(n.val[:0], dt.time(), zoned)
-			return n.val, false, true
-		}
-	default:
+		dt, _ := scanDateTime(t, zoned)
+		n.val = appendDateTime(n.val[:0], dt.time(), zoned)
+		return n.val, false, true
+	case len(t) == len(raw):
 		return nil, true, true
-	}
-	if !ok || plain {
-		return nil, plain, ok
 	}
 	return t, false, true
 }

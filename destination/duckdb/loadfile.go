@@ -27,10 +27,11 @@ import (
 // strings (allow_quoted_nulls=false); each column is then converted by SQL
 // that accepts exactly the text fileformat accepts for its type (see
 // csvValue). A large file loaded fresh is read in numbered parts instead,
-// its typed columns as their types (csvparts.go). A value that does not read as its column's type (fileformat
-// would then turn the column to STRING) marks its row with a sentinel
-// _sluice_synced; a load that marks any row is undone and not handled, and
-// the connector upserts the rows itself. Parquet is read by read_parquet
+// its typed columns as their types (csvparts.go). A value that does not
+// read as its column's type (fileformat would then turn the column to
+// STRING) marks its row with a sentinel _sluice_synced; a load that marks
+// any row is undone and not handled, and the connector upserts the rows
+// itself. Parquet is read by read_parquet
 // when every column has a DuckDB type whose values convert exactly to the
 // sluice type (see parquetCast); otherwise the file is not handled.
 //
