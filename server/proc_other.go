@@ -6,6 +6,9 @@ import "os/exec"
 
 func prepareCommand(cmd *exec.Cmd) {}
 
+// textBusy is Unix's: elsewhere a program being written is not started.
+func textBusy(err error) bool { return false }
+
 func killGroup(cmd *exec.Cmd) {
 	if cmd.Process != nil {
 		cmd.Process.Kill()

@@ -28,6 +28,9 @@ func prepareCommand(cmd *exec.Cmd) {
 	}
 }
 
+// textBusy reports whether err is exec's "text file busy".
+func textBusy(err error) bool { return errors.Is(err, syscall.ETXTBSY) }
+
 // killGroup kills what is left of a connector's process group.
 func killGroup(cmd *exec.Cmd) {
 	if cmd.Process != nil {

@@ -185,25 +185,30 @@ func (s *Server) execConnector(ctx context.Context, runID int64, bin string, cfg
 	if err := os.WriteFile(cfgPath, cfgJSON, 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "run", "--schema", schema, "--configuration", cfgPath)
-	cmd.Dir = dir
 	// Only what a connector needs: the server's own environment holds
 	// its key and database URL.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, "SLUICE_DESTINATION=" + destURL}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir, "SLUICE_DESTINATION=" + destURL}
 	for _, k := range []string{"TZ", "LANG", "SSL_CERT_FILE", "SSL_CERT_DIR"} {
 		if v, ok := os.LookupEnv(k); ok {
-			cmd.Env = append(cmd.Env, k+"="+v)
+			env = append(env, k+"="+v)
 		}
 	}
-	prepareCommand(cmd)
-	cmd.WaitDelay = stopWait
 	// Writers rather than pipes: exec copies the output in its own
 	// goroutines, and WaitDelay bounds how long Wait waits for a pipe
 	// that something the connector started still holds open.
 	outw := &lineWriter{fn: func(l []byte) { logs.line("stdout", l) }}
 	errw := &lineWriter{fn: func(l []byte) { logs.line("stderr", l) }}
-	cmd.Stdout, cmd.Stderr = outw, errw
+	newCmd := func() *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin, "run", "--schema", schema, "--configuration", cfgPath)
+		cmd.Dir = dir
+		cmd.Env = env
+		prepareCommand(cmd)
+		cmd.WaitDelay = stopWait
+		cmd.Stdout, cmd.Stderr = outw, errw
+		return cmd
+	}
 
+	var cmd *exec.Cmd
 	started := make(chan error, 1)
 	waited := make(chan error, 1)
 	go func() {
@@ -211,10 +216,12 @@ func (s *Server) execConnector(ctx context.Context, runID int64, bin string, cfg
 		// forked: keep that thread alive until the connector exits.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
+		c, err := startCommand(ctx, newCmd)
+		if err != nil {
 			started <- err
 			return
 		}
+		cmd = c
 		started <- nil
 		waited <- cmd.Wait()
 	}()
@@ -248,6 +255,35 @@ func (s *Server) execConnector(ctx context.Context, runID int64, bin string, cfg
 		err = fmt.Errorf("%w: %s", err, detail)
 	}
 	return tables, err
+}
+
+// Starting a build just extracted into the cache (binaryPath) can fail with
+// "text file busy": a child that another goroutine forked while the
+// extract's file was still open for writing holds that descriptor until it
+// execs, which takes it milliseconds (golang.org/issue/22315). Any fork in
+// the process can do this, so no lock of ours prevents it; the start is
+// tried again, with a new command each time, for up to about textBusyWait.
+const textBusyWait = 5 * time.Second
+
+// startCommand starts the command newCmd builds, trying again while the
+// program is busy as above.
+func startCommand(ctx context.Context, newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	var waited time.Duration
+	delay := 5 * time.Millisecond
+	for {
+		cmd := newCmd()
+		err := cmd.Start()
+		if err == nil || !textBusy(err) || waited >= textBusyWait {
+			return cmd, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		case <-time.After(delay):
+		}
+		waited += delay
+		delay = min(2*delay, 500*time.Millisecond)
+	}
 }
 
 // maxLine bounds one log line; the rest of a longer line is dropped.
