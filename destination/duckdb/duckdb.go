@@ -124,6 +124,9 @@ func OpenDB(ctx context.Context, path string, s Settings) (*sql.DB, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("create the warehouse folder: %w", err)
 		}
+		if err := removeUnfinished(path); err != nil {
+			return nil, err
+		}
 	}
 	q := url.Values{}
 	if s.MemoryLimit != "" {
@@ -159,6 +162,9 @@ func classify(path string, err error) error {
 		}
 		detail, _, _ = strings.Cut(detail, ". See also")
 		return &LockedError{Path: path, Detail: strings.TrimSpace(detail)}
+	}
+	if strings.Contains(msg, "not a valid DuckDB database file") || strings.Contains(msg, "Could not read enough bytes") {
+		return fmt.Errorf("open the warehouse %s: %w: DuckDB did not write this file, or it is damaged; move it aside to keep it, or delete it (with its .wal) to start over (`sluice reset` does that for `sluice debug`)", path, err)
 	}
 	return fmt.Errorf("open the warehouse %s: %w", path, err)
 }

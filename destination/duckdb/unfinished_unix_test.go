@@ -1,0 +1,66 @@
+//go:build unix
+
+package duckdb_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicedata/sluice/destination/duckdb"
+)
+
+// TestHoldCreating is not a test: TestUnfinishedWarehouseHeld runs the test
+// binary with it to hold a short file under DuckDB's lock, as a process
+// creating the warehouse at that moment would.
+func TestHoldCreating(t *testing.T) {
+	path := os.Getenv("SLUICE_TEST_HOLD_CREATING")
+	if path == "" {
+		t.Skip("helper process for TestUnfinishedWarehouseHeld")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("holding\n")
+	time.Sleep(30 * time.Second) // killed by the parent long before
+}
+
+// TestUnfinishedWarehouseHeld: a short file that another process holds is
+// being created: it is left to that process.
+func TestUnfinishedWarehouseHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warehouse.db")
+	body := []byte("creating")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldCreating$")
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_HOLD_CREATING="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "holding\n" {
+		t.Fatalf("helper did not take the lock: %q", line)
+	}
+	if _, err := duckdb.Open(context.Background(), path, "s", duckdb.Settings{}); err == nil {
+		t.Fatal("opened a file another process holds")
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, body) {
+		t.Errorf("the held file was changed: %q", got)
+	}
+}
