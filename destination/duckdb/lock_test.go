@@ -30,10 +30,12 @@ func TestHoldLock(t *testing.T) {
 	time.Sleep(30 * time.Second) // killed by the parent long before
 }
 
-func TestLockedWarehouse(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "warehouse.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldLock$")
-	cmd.Env = append(os.Environ(), "SLUICE_TEST_HOLD_LOCK="+path)
+// holdInHelper runs the test binary's helper test (which prints "holding"
+// once it holds what it holds) with env, and kills it when t ends.
+func holdInHelper(t *testing.T, helper, env string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$")
+	cmd.Env = append(os.Environ(), env)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -41,12 +43,16 @@ func TestLockedWarehouse(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if line != "holding\n" {
-		t.Fatalf("helper did not take the lock: %q", line)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "holding\n" {
+		t.Fatalf("%s did not take hold: %q", helper, line)
 	}
-	_, err = duckdb.Open(context.Background(), path, "s", duckdb.Settings{})
+}
+
+func TestLockedWarehouse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warehouse.db")
+	holdInHelper(t, "TestHoldLock", "SLUICE_TEST_HOLD_LOCK="+path)
+	_, err := duckdb.Open(context.Background(), path, "s", duckdb.Settings{})
 	var locked *duckdb.LockedError
 	if !errors.As(err, &locked) {
 		t.Fatalf("want a LockedError, got %v", err)

@@ -3,11 +3,9 @@
 package duckdb_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -44,19 +42,7 @@ func TestUnfinishedWarehouseHeld(t *testing.T) {
 	if err := os.WriteFile(path, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldCreating$")
-	cmd.Env = append(os.Environ(), "SLUICE_TEST_HOLD_CREATING="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "holding\n" {
-		t.Fatalf("helper did not take the lock: %q", line)
-	}
+	holdInHelper(t, "TestHoldCreating", "SLUICE_TEST_HOLD_CREATING="+path)
 	if _, err := duckdb.Open(context.Background(), path, "s", duckdb.Settings{}); err == nil {
 		t.Fatal("opened a file another process holds")
 	}
