@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"time"
 )
 
 // DuckDB creates a database file in four steps: it opens the file (O_CREAT),
@@ -17,6 +18,10 @@ import (
 // headers, and DuckDB starts the write-ahead log only after them, so it
 // cannot hold a committed row: it is removed, and DuckDB creates the file
 // anew. Anything else DuckDB refuses is left as it is.
+//
+// The check must not race a process creating the same file: DuckDB takes
+// its lock just after creating the file, so the file must be at least a
+// second old (or waited for) and its lock free.
 
 // headersSize is the size of a new DuckDB file once its headers are written.
 const headersSize = 3 * 4096
@@ -32,6 +37,12 @@ func removeUnfinished(path string) error {
 		return nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil
+	}
+	// A creator takes its lock microseconds after creating the file, so a
+	// file made in the last second gets the rest of that second first:
+	// one being created then holds the lock or has its headers.
+	if wait := time.Second - time.Since(fi.ModTime()); wait > 0 {
+		time.Sleep(min(wait, time.Second))
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
