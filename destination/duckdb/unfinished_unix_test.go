@@ -26,11 +26,18 @@ func TestHoldCreating(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv("SLUICE_TEST_LOCK_LATE") != "" {
+		// As DuckDB does, but slower: created, then locked.
+		os.Stdout.WriteString("holding\n")
+		time.Sleep(100 * time.Millisecond)
+	}
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
 	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
 		t.Fatal(err)
 	}
-	os.Stdout.WriteString("holding\n")
+	if os.Getenv("SLUICE_TEST_LOCK_LATE") == "" {
+		os.Stdout.WriteString("holding\n")
+	}
 	time.Sleep(30 * time.Second) // killed by the parent long before
 }
 
@@ -48,5 +55,19 @@ func TestUnfinishedWarehouseHeld(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, body) {
 		t.Errorf("the held file was changed: %q", got)
+	}
+}
+
+// TestUnfinishedWarehouseJustCreated: a file another process has just
+// created, and locks only after it, is left to that process.
+func TestUnfinishedWarehouseJustCreated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warehouse.db")
+	t.Setenv("SLUICE_TEST_LOCK_LATE", "1")
+	holdInHelper(t, "TestHoldCreating", "SLUICE_TEST_HOLD_CREATING="+path)
+	if _, err := duckdb.Open(context.Background(), path, "s", duckdb.Settings{}); err == nil {
+		t.Fatal("opened a file another process is creating")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the file being created: %v", err)
 	}
 }
