@@ -327,7 +327,11 @@ func (c *CSVRows) sniff(header *bool) error {
 }
 
 func (c *CSVRows) ragged(line int64, want, got int) error {
-	return fmt.Errorf("%s: line %d: the record has %d fields where the first record has %d; quote fields that contain the delimiter %q, or fix the line", c.name, line, got, want, rune(c.info.Delimiter))
+	return raggedRecord(c.name, line, want, got, c.info.Delimiter)
+}
+
+func raggedRecord(name string, line int64, want, got int, delim byte) error {
+	return fmt.Errorf("%s: line %d: the record has %d fields where the first record has %d; quote fields that contain the delimiter %q, or fix the line", name, line, got, want, rune(delim))
 }
 
 // Info reports the delimiter, quote and header OpenCSV used.
@@ -515,13 +519,5 @@ func (c *CSVRows) widen(i int, t contract.Type, scale int) {
 }
 
 func (c *CSVRows) badUTF8(line int64, i int, f []byte) error {
-	off := 0
-	for off < len(f) {
-		r, n := utf8.DecodeRune(f[off:])
-		if r == utf8.RuneError && n <= 1 {
-			break
-		}
-		off += n
-	}
-	return fmt.Errorf("%s: line %d, column %q: byte 0x%02x at offset %d of the value is not valid UTF-8; sluice reads UTF-8 only: convert the file (e.g. iconv -f latin1 -t utf-8)", c.name, line, c.cols[i].Name, f[off], off)
+	return badUTF8(c.name, line, c.cols[i].Name, f)
 }
