@@ -2,6 +2,7 @@ package fileformat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/bits"
@@ -53,7 +54,8 @@ type ColumnData struct {
 // A value that OpenCSV would read only by changing its column's type (to
 // STRING, or a DECIMAL to a larger scale) is ErrNotTyped, as is a DECIMAL
 // of more digits than the column holds; a record without as many fields as
-// cols, or a STRING that is not UTF-8, is the error OpenCSV gives.
+// cols, or a STRING that is not UTF-8, is the error OpenCSV gives. A file
+// of one column is errors.ErrUnsupported.
 // name is the file's name in errors. Memory is OpenCSV's read buffer, one
 // record and two batches.
 func ReadCSVColumns(ctx context.Context, r io.Reader, name string, delim, quote byte, first int64, cols []Column, batch int, emit func(*CSVBatch) error) (records int64, err error) {
@@ -62,6 +64,11 @@ func ReadCSVColumns(ctx context.Context, r io.Reader, name string, delim, quote 
 	}
 	if batch <= 0 {
 		return 0, fmt.Errorf("read CSV: a batch of %d records", batch)
+	}
+	if len(cols) == 1 {
+		// OpenCSV reads an empty line there as a NULL row unless only
+		// empty lines follow it, which a part cannot tell.
+		return 0, fmt.Errorf("read CSV: %s has one column, whose empty lines OpenCSV reads as NULL rows: read it with OpenCSV: %w", name, errors.ErrUnsupported)
 	}
 	rr := newRecordReader(r, name, delim, quote, DefaultMaxRecordBytes)
 	var b *CSVBatch

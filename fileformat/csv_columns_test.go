@@ -224,6 +224,11 @@ func TestReadCSVColumnsErrors(t *testing.T) {
 			t.Errorf("%q: %v, want %q", c.in, err, c.want)
 		}
 	}
+	// One column: its empty lines are rows (NULL) to OpenCSV.
+	_, err := ReadCSVColumns(context.Background(), strings.NewReader("1\n\n2\n"), "f.csv", ',', '"', 0, cols[:1], 10, func(*CSVBatch) error { return nil })
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("one column: %v, want errors.ErrUnsupported", err)
+	}
 }
 
 // BenchmarkReadCSVColumns reads benchCSV's rows into batches of 16,384
