@@ -55,9 +55,11 @@ type ColumnData struct {
 // STRING, or a DECIMAL to a larger scale) is ErrNotTyped, as is a DECIMAL
 // of more digits than the column holds; a record without as many fields as
 // cols, or a STRING that is not UTF-8, is the error OpenCSV gives. A file
-// of one column is errors.ErrUnsupported.
-// name is the file's name in errors. Memory is OpenCSV's read buffer, one
-// record and two batches.
+// of one column is errors.ErrUnsupported. name is the file's name in
+// errors, whose line numbers count from the start of r: for a part after
+// the first, the whole file read by OpenCSV tells the file's line. Memory
+// is OpenCSV's read buffer, one record, the batch being filled and what
+// emit keeps.
 func ReadCSVColumns(ctx context.Context, r io.Reader, name string, delim, quote byte, first int64, cols []Column, batch int, emit func(*CSVBatch) error) (records int64, err error) {
 	if err := checkDialect("read CSV", delim, quote); err != nil {
 		return 0, err
