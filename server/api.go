@@ -685,6 +685,13 @@ type TriggerResult struct {
 	Message string `json:"message"`
 }
 
+// triggerTries and triggerPause bound how long a trigger waits for River
+// to mark a finished job done (see trigger).
+const (
+	triggerTries = 40
+	triggerPause = 50 * time.Millisecond
+)
+
 // trigger queues a run of c. A trigger while a run is queued joins it; one
 // while a run is in progress queues one more run after it (several such
 // triggers queue one). Runs of a connection never overlap: the queued run
@@ -698,7 +705,7 @@ func (s *Server) trigger(ctx context.Context, c *connRow, why string) (TriggerRe
 	}
 	// The job found in the way may end between the two looks: then look
 	// again.
-	for range 3 {
+	for range triggerTries {
 		queued, err := s.enqueueSync(ctx, c.id, why, false)
 		if err != nil {
 			return TriggerResult{}, err
@@ -724,9 +731,24 @@ func (s *Server) trigger(ctx context.Context, c *connRow, why string) (TriggerRe
 		if queued {
 			return TriggerResult{Queued: true, Message: "a sync is running: another one starts when it ends"}, nil
 		}
-		return TriggerResult{Message: "a sync is running and another is queued after it"}, nil
+		// Both slots are taken. A job waiting in either runs after the
+		// running one. If both are running, one of them has ended its run
+		// but River has not marked it done yet (it completes jobs in
+		// batches): the trigger must not join it, so look again shortly.
+		waiting, err := s.waitingJob(ctx, c.id)
+		if err != nil {
+			return TriggerResult{}, err
+		}
+		if waiting {
+			return TriggerResult{Message: "a sync is running and another is queued after it"}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return TriggerResult{}, ctx.Err()
+		case <-time.After(triggerPause):
+		}
 	}
-	return TriggerResult{}, fmt.Errorf("queue a sync of %q: the queue kept changing under three tries", c.name)
+	return TriggerResult{}, fmt.Errorf("queue a sync of %q: the queue kept changing for %d tries; try again", c.name, triggerTries)
 }
 
 func (s *Server) syncConnection(w http.ResponseWriter, r *http.Request) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -221,6 +222,23 @@ func (s *Server) pendingJobs(ctx context.Context) (map[int64]*rivertype.JobRow, 
 		}
 	}
 	return out, nil
+}
+
+// waitingJob reports whether a sync job of connection connID is queued and
+// not running.
+func (s *Server) waitingJob(ctx context.Context, connID int64) (bool, error) {
+	params := river.NewJobListParams().Kinds(syncArgs{}.Kind()).States(uniqueStates...).First(10000)
+	res, err := s.jobs.JobList(ctx, params)
+	if err != nil {
+		return false, fmt.Errorf("list jobs: %w", err)
+	}
+	tag := "connection_" + strconv.FormatInt(connID, 10)
+	for _, j := range res.Jobs {
+		if j.State != rivertype.JobStateRunning && slices.Contains(j.Tags, tag) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func cutPrefix(s, p string) (string, bool) {
