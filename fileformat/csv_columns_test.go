@@ -127,6 +127,70 @@ func TestReadCSVColumnsLikeOpenCSV(t *testing.T) {
 	}
 }
 
+// TestReadCSVColumnsInParts: a file cut by CutCSV and read part by part,
+// each numbered from the records the cut counted before it, gives every
+// record once, at its position, with OpenCSV's values, and each part
+// holds the records the cut counted in it; whatever empty lines, CRLF and
+// quoted line ends lie around the cuts.
+func TestReadCSVColumnsInParts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	hdr := true
+	for round := range 8 {
+		eol := []string{"\n", "\r\n"}[round%2]
+		file, _ := randomTypedCSV(rng, 2000+rng.IntN(2000), eol, false)
+		rows, err := OpenCSV(bytes.NewReader(file), "f.csv", Options{CSV: CSVOptions{Delimiter: ',', Header: &hdr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols := slices.Clone(rows.Columns())
+		var want [][]any
+		for rows.Next() {
+			want = append(want, slices.Clone(rows.Values()))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("round %d: OpenCSV: %v", round, err)
+		}
+		parts := 2 + round%4
+		size := int64(len(file))
+		cut, err := CutCSV(context.Background(), bytes.NewReader(file), size, parts, ',', '"', true)
+		if err != nil || len(cut.Cuts) != parts-1 {
+			t.Fatalf("round %d: %d cuts for %d parts, %v", round, len(cut.Cuts), parts, err)
+		}
+		bounds := append(append([]int64{cut.Body}, cut.Cuts...), size)
+		var first int64
+		r := 0
+		for i := 0; i+1 < len(bounds); i++ {
+			n, err := ReadCSVColumns(context.Background(), bytes.NewReader(file[bounds[i]:bounds[i+1]]), "f.csv", ',', '"', first, cols, 1+rng.IntN(500), func(b *CSVBatch) error {
+				for k := range b.Len {
+					if r >= len(want) {
+						return fmt.Errorf("more records than OpenCSV's %d", len(want))
+					}
+					if b.Positions[k] != int64(r)+1 {
+						return fmt.Errorf("record %d numbered %d", r+1, b.Positions[k])
+					}
+					for j, c := range cols {
+						if g, w := columnValue(b.Cols[j], c, k), want[r][j]; !sameValue(g, w, c) {
+							return fmt.Errorf("record %d, column %s: got %#v, OpenCSV %#v", r+1, c.Name, g, w)
+						}
+					}
+					r++
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("round %d, part %d of %d: %v", round, i+1, parts, err)
+			}
+			if i < len(cut.Records) && n != cut.Records[i] {
+				t.Fatalf("round %d, part %d: %d records, the cut counted %d", round, i+1, n, cut.Records[i])
+			}
+			first += n
+		}
+		if r != len(want) {
+			t.Fatalf("round %d: %d records read in parts, OpenCSV %d", round, r, len(want))
+		}
+	}
+}
+
 // columnValue is record k's value of d, as OpenCSV's rows give it.
 func columnValue(d ColumnData, c Column, k int) any {
 	if d.Null[k] {

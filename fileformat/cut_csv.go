@@ -40,7 +40,9 @@ func CutCSV(ctx context.Context, r io.Reader, size int64, parts int, delim, quot
 	keep := 0        // bytes carried from the last read
 	var before int64 // records before the current part
 	inHeader := header
-	for first := true; len(p.Cuts) < parts-1; first = false {
+	// The header is passed even for one part: Body is then all a caller
+	// wants.
+	for first := true; first || inHeader || len(p.Cuts) < parts-1; first = false {
 		if err := ctx.Err(); err != nil {
 			return p, fmt.Errorf("cut CSV: stopped after %d bytes: %w", at, err)
 		}
@@ -87,6 +89,9 @@ func CutCSV(ctx context.Context, r io.Reader, size int64, parts int, delim, quot
 		if eof {
 			break
 		}
+	}
+	if inHeader {
+		p.Body = at // a header without a line end, and no record
 	}
 	if len(p.Cuts) < parts-1 {
 		if err := n.end(); err != nil {

@@ -44,6 +44,8 @@ func TestCutCSV(t *testing.T) {
 		{"last record has no line end", "a,b\n1,2\n3,4", 2, true, "1,2", []string{"3,4"}, []int64{1}},
 		{"three parts", "h\n111\n222\n333\n444\n555\n", 3, true, "111", []string{"333", "555"}, []int64{2, 2}},
 		{"one part", "a,b\n1,2\n", 1, true, "1,2", nil, nil},
+		{"one part after a quoted header", "\"a\nb\",c\n1,2\n", 1, true, "1,2", nil, nil},
+		{"one part, no header", "\xEF\xBB\xBF1,2\n", 1, false, "1,2", nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := CutCSV(context.Background(), strings.NewReader(c.in), int64(len(c.in)), c.parts, ',', '"', c.header)
@@ -57,10 +59,21 @@ func TestCutCSV(t *testing.T) {
 			if !slices.Equal(got.Cuts, want) || !slices.Equal(got.Records, c.records) {
 				t.Errorf("cuts %v, records %v; want %v, %v", got.Cuts, got.Records, want, c.records)
 			}
-			if body := int64(strings.Index(c.in, c.body)); len(c.want) > 0 && got.Body != body {
+			if body := int64(strings.Index(c.in, c.body)); got.Body != body {
 				t.Errorf("body at %d, want %d", got.Body, body)
 			}
 		})
+	}
+}
+
+// TestCutCSVHeaderOnly: a header without a line end leaves no body.
+func TestCutCSVHeaderOnly(t *testing.T) {
+	for _, parts := range []int{1, 2} {
+		in := "a,\"b\nc\""
+		got, err := CutCSV(context.Background(), strings.NewReader(in), int64(len(in)), parts, ',', '"', true)
+		if err != nil || got.Body != int64(len(in)) || len(got.Cuts) != 0 {
+			t.Errorf("%d parts: %+v, %v; want the body at %d, no cut", parts, got, err, len(in))
+		}
 	}
 }
 

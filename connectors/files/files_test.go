@@ -374,9 +374,11 @@ func TestRaggedCSV(t *testing.T) {
 			}
 			// Row by row, checkpoints every 500 rows committed a.csv and
 			// 998 rows of b.csv; the fast path loads b.csv whole or not
-			// at all, in the transaction that also held a.csv.
+			// at all, in the transaction that also held a.csv. Through
+			// Arrow (a build with duckdb_arrow) it declines the file,
+			// whose rows are then upserted: row by row.
 			want := "0"
-			if fast == "false" {
+			if fast == "false" || slices.ContainsFunc(r.declined, func(s string) bool { return strings.HasPrefix(s, "b.csv: a record does not read") }) {
 				want = "1000"
 			}
 			c := openWarehouse(t, db)

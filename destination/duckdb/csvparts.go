@@ -17,6 +17,10 @@ import (
 	"github.com/sluicedata/sluice/internal/contract"
 )
 
+// A build with the duckdb_arrow tag, as sluice builds connectors, loads a
+// fresh CSV file through Arrow instead (csvarrow.go); this is the way
+// without it.
+//
 // A fresh CSV load must give each row its position in the file. DuckDB
 // numbers rows (row_number() OVER ()) on one thread only, and its parallel
 // CSV reader gives no position, so sluice numbers the records itself: the

@@ -26,8 +26,10 @@ import (
 // quote, header), every column as text, quoted empty fields kept as empty
 // strings (allow_quoted_nulls=false); each column is then converted by SQL
 // that accepts exactly the text fileformat accepts for its type (see
-// csvValue). A large file loaded fresh is read in numbered parts instead,
-// its typed columns as their types (csvparts.go). A value that does not
+// csvValue). A file loaded fresh is instead read by Go, in parts, into
+// Arrow batches that DuckDB scans, in a build with the duckdb_arrow tag
+// (csvarrow.go); otherwise a large one is read in numbered parts, its
+// typed columns as their types (csvparts.go). A value that does not
 // read as its column's type (fileformat would then turn the column to
 // STRING) marks its row with a sentinel _sluice_synced; a load that marks
 // any row is undone and not handled, and the connector upserts the rows
@@ -180,16 +182,17 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 	if err != nil {
 		return res, fmt.Errorf("table %q: %w", tbl.Name, err)
 	}
-	// A CSV load gets a second thread only where its rows can be
-	// numbered in parts (loadInParts) or its numbered rows materialized
-	// (materializeRows). One that replaces rows stays on one thread: its
-	// rows are numbered on one, and the staging table they go to, the
-	// transaction's own, is scanned on one (DuckDB scans a transaction's
-	// uncommitted rows on one thread), so a second thread would add memory
-	// for no gain.
+	// A CSV load gets a second thread only where its rows are read
+	// through Arrow (loadArrow), numbered in parts (loadInParts) or its
+	// numbered rows materialized (materializeRows). One that replaces
+	// rows stays on one thread: its rows are numbered on one, and the
+	// staging table they go to, the transaction's own, is scanned on one
+	// (DuckDB scans a transaction's uncommitted rows on one thread), so a
+	// second thread would add memory for no gain.
+	viaArrow := arrowLoads && f.Format == contract.FileCSV && fresh && src.unique && src.rn != "" && !f.CSV.Gzip
 	inParts := f.Format == contract.FileCSV && fresh && src.unique && src.rn != "" && csvPartsFit(f)
 	materialize := f.Format == contract.FileCSV && fresh && src.unique && spillFits(f)
-	if f.Format == contract.FileParquet || inParts || materialize {
+	if f.Format == contract.FileParquet || viaArrow || inParts || materialize {
 		limit := loadMemoryLimit
 		if f.Format == contract.FileCSV {
 			limit = csvLoadMemoryLimit
@@ -205,14 +208,22 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 		}()
 	}
 	if fresh && src.unique {
-		if inParts {
+		if viaArrow || inParts {
 			psrc, _, err := t.loadSource(ctx, tbl, f, true)
 			if err != nil {
 				return res, err
 			}
-			res, done, err := t.loadInParts(ctx, tbl, f, psrc)
-			if err != nil || done {
-				return res, err
+			if viaArrow {
+				res, done, err := t.loadArrow(ctx, tbl, f, psrc)
+				if err != nil || done {
+					return res, err
+				}
+			}
+			if inParts {
+				res, done, err := t.loadInParts(ctx, tbl, f, psrc)
+				if err != nil || done {
+					return res, err
+				}
 			}
 		}
 		if materialize {

@@ -58,27 +58,72 @@ func TestCSVLoadNumbersByPosition(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		name    string
-		minPart int64
-		threads string // "" for the sync's default, widened for the load
-		parts   int
-	}{
-		{"whole", 1 << 40, "", 1},
-		{"two parts", 1 << 20, "", 2},
-		{"three parts", 1 << 20, "3", 3},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			defer func(m int64) { minCSVPart = m }(minCSVPart)
-			minCSVPart = c.minPart
-			loadNumbered(t, path, rows, Settings{Threads: c.threads}, c.parts)
-		})
+	for _, arrow := range fastPaths() {
+		for _, c := range []struct {
+			name    string
+			minPart int64
+			threads string // "" for the sync's default, widened for the load
+			parts   int
+		}{
+			{"whole", 1 << 40, "", 1},
+			{"two parts", 1 << 20, "", 2},
+			{"three parts", 1 << 20, "3", 3},
+		} {
+			t.Run(pathName(arrow)+" "+c.name, func(t *testing.T) {
+				defer func(m int64) { minCSVPart = m }(minCSVPart)
+				minCSVPart = c.minPart
+				useArrow(t, arrow)
+				loadNumbered(t, path, rows, Settings{Threads: c.threads}, c.parts)
+			})
+		}
 	}
+}
+
+// fastPaths lists the ways this build has to load a fresh CSV file fast:
+// without Arrow (in numbered parts, or whole and materialized), and
+// through Arrow where the build has it (csvarrow.go).
+func fastPaths() []bool {
+	if arrowLoads {
+		return []bool{false, true}
+	}
+	return []bool{false}
+}
+
+func pathName(arrow bool) string {
+	if arrow {
+		return "arrow"
+	}
+	return "sql"
+}
+
+// useArrow sets whether t's loads go through Arrow.
+func useArrow(t *testing.T, on bool) {
+	old := arrowLoads
+	t.Cleanup(func() { arrowLoads = old })
+	arrowLoads = on
 }
 
 func loadNumbered(t *testing.T, path string, rows int64, s Settings, parts int) {
 	ctx := context.Background()
 	d, tx, load := openBig(t, path, s)
+	if arrowLoads {
+		// Through Arrow, in as many parts as DuckDB's threads.
+		var logged bytes.Buffer
+		defer slog.SetDefault(slog.Default())
+		slog.SetDefault(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		res, err := tx.LoadFile(ctx, load)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Handled || res.Rows != rows {
+			t.Fatalf("load: %+v, want %d rows handled", res, rows)
+		}
+		if want := fmt.Sprintf("loaded a CSV file through Arrow\" file=%s parts=%d rows=%d\n", path, parts, rows); !strings.HasSuffix(logged.String(), want) {
+			t.Errorf("the load logged %q, want it to end %q", logged.String(), want)
+		}
+		checkNumbered(t, tx, rows)
+		return
+	}
 
 	// The load takes the path asked for: in parts, as many as DuckDB's
 	// threads, or whole and materialized.
@@ -162,6 +207,7 @@ func checkNumbered(t *testing.T, tx *tx, rows int64) {
 // n are deleted, and the file is then loaded whole, in the same
 // transaction. The parts here are numbered one too high.
 func TestLoadInPartsFallsBack(t *testing.T) {
+	useArrow(t, false)
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
 	}
@@ -286,6 +332,7 @@ func plainRows(rows, at int, line string) string {
 // fails the load with DuckDB's error naming the file, and the part's
 // copy, which DuckDB stopped reading, ends.
 func TestLoadInPartsBadRecord(t *testing.T) {
+	useArrow(t, false)
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
 	}
@@ -306,6 +353,7 @@ func TestLoadInPartsBadRecord(t *testing.T) {
 // DuckDB's strict reader refuses the file, and the files connector then
 // reads it itself to say what is wrong.
 func TestLoadInPartsLoneCR(t *testing.T) {
+	useArrow(t, false)
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
 	}

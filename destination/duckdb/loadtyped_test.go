@@ -21,7 +21,8 @@ import (
 // fileformat.NumberTypedCSV checked and rewrote, gives the rows the whole
 // load gives (every column as text, converted by SQL), which the files
 // connector's tests hold to the rows upserting gives; and it is declined
-// where the whole load is. Each file has one odd value among values of
+// where the whole load is. So does a load through Arrow, in a build that
+// has it (csvarrow.go), from the values fileformat.ReadCSVColumns read. Each file has one odd value among values of
 // its column's type.
 func TestTypedPartsLoadAsWhole(t *testing.T) {
 	if runtime.NumCPU() < 2 {
@@ -60,10 +61,10 @@ func TestTypedPartsLoadAsWhole(t *testing.T) {
 		res  destination.FileLoadResult
 		rows []string
 	}
-	load := func(minPart int64, path string, col contract.Column) outcome {
+	load := func(arrow bool, minPart int64, path string, col contract.Column) outcome {
 		t.Helper()
-		defer func(m int64) { minCSVPart = m }(minCSVPart)
-		minCSVPart = minPart
+		defer func(m int64, a bool) { minCSVPart, arrowLoads = m, a }(minCSVPart, arrowLoads)
+		minCSVPart, arrowLoads = minPart, arrow
 		_, tx := openTestTx(t, Settings{})
 		defer tx.Rollback()
 		col.Name = "v"
@@ -123,35 +124,39 @@ func TestTypedPartsLoadAsWhole(t *testing.T) {
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		logged.Reset()
-		parts := load(1<<10, path, c.col)
-		how := logged.String()
-		whole := load(1<<40, path, c.col)
-		what := fmt.Sprintf("%s %q after %q", c.col.Type, c.value, c.typ)
-		if want := "loaded a CSV file in parts"; !parts.res.Handled {
-			want = "does not read as its column's type"
-			if !strings.Contains(how, want) {
-				t.Errorf("%s: the load in parts logged %q, want %q", what, how, want)
+		whole := load(false, 1<<40, path, c.col)
+		for _, arrow := range fastPaths() {
+			logged.Reset()
+			parts := load(arrow, 1<<10, path, c.col)
+			how := logged.String()
+			what := fmt.Sprintf("%s %q after %q, %s", c.col.Type, c.value, c.typ, pathName(arrow))
+			want := "loaded a CSV file in parts"
+			if arrow {
+				want = "loaded a CSV file through Arrow"
 			}
-		} else if !strings.Contains(how, want) || strings.Contains(how, "whole") {
-			t.Errorf("%s: the load in parts logged %q, want %q", what, how, want)
-		}
-		if parts.res != whole.res {
-			t.Errorf("%s: in parts %+v, whole %+v", what, parts.res, whole.res)
-			continue
-		}
-		if !slices.Equal(parts.rows, whole.rows) {
-			for j := range min(len(parts.rows), len(whole.rows)) {
-				if parts.rows[j] != whole.rows[j] {
-					t.Errorf("%s: in parts %q, whole %q", what, parts.rows[j], whole.rows[j])
+			if !parts.res.Handled {
+				want = "does not read as its column's type"
+			}
+			if !strings.Contains(how, want) || strings.Contains(how, "whole") {
+				t.Errorf("%s: the load logged %q, want %q", what, how, want)
+			}
+			if parts.res != whole.res {
+				t.Errorf("%s: in parts %+v, whole %+v", what, parts.res, whole.res)
+				continue
+			}
+			if !slices.Equal(parts.rows, whole.rows) {
+				for j := range min(len(parts.rows), len(whole.rows)) {
+					if parts.rows[j] != whole.rows[j] {
+						t.Errorf("%s: in parts %q, whole %q", what, parts.rows[j], whole.rows[j])
+					}
 				}
-			}
-			if len(parts.rows) != len(whole.rows) {
-				t.Errorf("%s: %d rows in parts, %d whole", what, len(parts.rows), len(whole.rows))
+				if len(parts.rows) != len(whole.rows) {
+					t.Errorf("%s: %d rows in parts, %d whole", what, len(parts.rows), len(whole.rows))
+				}
 			}
 		}
 		if whole.res.Handled && len(whole.rows) != 200 {
-			t.Errorf("%s: %d rows", what, len(whole.rows))
+			t.Errorf("%s %q: %d rows", c.col.Type, c.value, len(whole.rows))
 		}
 	}
 }

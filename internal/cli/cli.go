@@ -115,6 +115,12 @@ func Main(args []string) int {
 	return 2
 }
 
+// BuildTags are the build tags sluice builds connectors with (`sluice
+// debug`, `run`, `deploy`): duckdb_arrow gives duckdb-go's Arrow scan,
+// through which a fresh CSV file loads (destination/duckdb/csvarrow.go). A
+// connector built without it works the same, its CSV loads slower.
+const BuildTags = "duckdb_arrow"
+
 // goRun runs the connector in the current folder with the same arguments:
 // the sluice program cannot link a user's connector, so it has Go build it.
 func goRun(args []string) int {
@@ -124,7 +130,7 @@ func goRun(args []string) int {
 			return 2
 		}
 	}
-	cmd := exec.Command("go", append([]string{"run", "."}, args...)...)
+	cmd := exec.Command("go", append([]string{"run", "-tags", BuildTags, "."}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError

@@ -307,7 +307,7 @@ func buildConnector(ctx context.Context, out, goos, goarch string, stdout, stder
 		}
 	}
 	fmt.Fprintf(stdout, "building the connector for %s/%s\n", goos, goarch)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", cli.BuildTags, "-o", out, ".")
 	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {

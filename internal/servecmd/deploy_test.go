@@ -9,14 +9,58 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluicedata/sluice/internal/cli"
 	"github.com/sluicedata/sluice/server"
 )
+
+// connectorFolder makes a connector folder outside the module, as a user
+// has it (the server's test connector), and has Go resolve its module
+// graph as it builds.
+func connectorFolder(t *testing.T, root string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(root, "server", "testdata", "testconn", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := os.ReadFile(filepath.Join(root, "go.sum"))
+	os.WriteFile(filepath.Join(dir, "main.go"), src, 0o644)
+	os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/deploytest\n\ngo 1.26\n\nrequire github.com/sluicedata/sluice v0.0.0\n\nreplace github.com/sluicedata/sluice => "+root+"\n"), 0o644)
+	t.Setenv("GOFLAGS", "-mod=mod") // the folder's go.mod lists no indirect requirements
+	return dir
+}
+
+// TestBuildConnectorTags: sluice deploy builds a connector with
+// cli.BuildTags, so that its CSV loads go through Arrow; Go records the
+// tags in the binary.
+func TestBuildConnectorTags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a connector")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	dir := connectorFolder(t, filepath.Join(filepath.Dir(file), "..", ".."))
+	t.Chdir(dir)
+	out := filepath.Join(t.TempDir(), "conn")
+	var log bytes.Buffer
+	if err := buildConnector(context.Background(), out, runtime.GOOS, runtime.GOARCH, &log, &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	info, err := exec.Command("go", "version", "-m", out).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go version -m: %v\n%s", err, info)
+	}
+	if want := "-tags=" + cli.BuildTags; !strings.Contains(string(info), want) {
+		t.Errorf("the connector was built without %s:\n%s", want, info)
+	}
+}
 
 // TestDeploy deploys a connector folder to a real server with sluice
 // deploy: created, run, deployed again from .env with the state and the
@@ -60,18 +104,8 @@ func TestDeploy(t *testing.T) {
 		t.Fatalf("create destination: %d", r.StatusCode)
 	}
 
-	// A connector folder outside the module, as a user has it.
-	dir := t.TempDir()
-	src, err := os.ReadFile(filepath.Join(root, "server", "testdata", "testconn", "main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, _ := os.ReadFile(filepath.Join(root, "go.sum"))
-	os.WriteFile(filepath.Join(dir, "main.go"), src, 0o644)
-	os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644)
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/deploytest\n\ngo 1.26\n\nrequire github.com/sluicedata/sluice v0.0.0\n\nreplace github.com/sluicedata/sluice => "+root+"\n"), 0o644)
+	dir := connectorFolder(t, root)
 	os.WriteFile(filepath.Join(dir, "conf.json"), []byte(`{"rows": "2", "api_token": "tok-abc-123"}`), 0o600)
-	t.Setenv("GOFLAGS", "-mod=mod") // the folder's go.mod lists no indirect requirements
 	for _, k := range []string{"SLUICE_SERVER", "SLUICE_API_KEY", "SLUICE_CONNECTION", "SLUICE_DEPLOY_DESTINATION", "SLUICE_CONFIGURATION", "SLUICE_SCHEDULE"} {
 		t.Setenv(k, "")
 	}
@@ -113,6 +147,10 @@ func TestDeploy(t *testing.T) {
 	// Deployed again, every setting from .env, no configuration: the
 	// stored one stays, and so does the state.
 	os.WriteFile(".env", []byte("SLUICE_SERVER="+web.URL+"\nSLUICE_API_KEY="+key+"\nSLUICE_CONNECTION=shop\n"), 0o600)
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile("main.go", append(src, []byte("\n// a change\n")...), 0o644)
 	code, out = deploy()
 	if code != 0 || !strings.Contains(out, "connection shop updated") {
