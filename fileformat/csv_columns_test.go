@@ -72,24 +72,12 @@ func randomTypedCSV(rng *rand.Rand, rows int, eol string, odd bool) ([]byte, int
 // changed a column's type, it is ErrNotTyped.
 func TestReadCSVColumnsLikeOpenCSV(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	hdr := true
 	checked, declined := 0, 0
 	for round := range 12 {
 		eol := []string{"\n", "\r\n"}[round%2]
 		file, head := randomTypedCSV(rng, 3000+rng.IntN(3000), eol, round >= 4)
-		rows, err := OpenCSV(bytes.NewReader(file), "f.csv", Options{CSV: CSVOptions{Delimiter: ',', Header: &hdr}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols := slices.Clone(rows.Columns())
-		var want [][]any
-		for rows.Next() {
-			want = append(want, slices.Clone(rows.Values()))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("round %d: OpenCSV: %v", round, err)
-		}
-		widened := !slices.Equal(cols, rows.Columns())
+		cols, want, final := readAll(t, file)
+		widened := !slices.Equal(cols, final)
 
 		var got []*CSVBatch
 		n, err := ReadCSVColumns(context.Background(), bytes.NewReader(file[head:]), "f.csv", ',', '"', 40, cols, 1+rng.IntN(700), func(b *CSVBatch) error {
@@ -98,7 +86,7 @@ func TestReadCSVColumnsLikeOpenCSV(t *testing.T) {
 		})
 		if widened {
 			if !errors.Is(err, ErrNotTyped) {
-				t.Fatalf("round %d: OpenCSV changed the columns %v to %v; ReadCSVColumns gave %v, want ErrNotTyped", round, cols, rows.Columns(), err)
+				t.Fatalf("round %d: OpenCSV changed the columns %v to %v; ReadCSVColumns gave %v, want ErrNotTyped", round, cols, final, err)
 			}
 			declined++
 			continue
@@ -134,22 +122,10 @@ func TestReadCSVColumnsLikeOpenCSV(t *testing.T) {
 // quoted line ends lie around the cuts.
 func TestReadCSVColumnsInParts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	hdr := true
 	for round := range 8 {
 		eol := []string{"\n", "\r\n"}[round%2]
 		file, _ := randomTypedCSV(rng, 2000+rng.IntN(2000), eol, false)
-		rows, err := OpenCSV(bytes.NewReader(file), "f.csv", Options{CSV: CSVOptions{Delimiter: ',', Header: &hdr}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols := slices.Clone(rows.Columns())
-		var want [][]any
-		for rows.Next() {
-			want = append(want, slices.Clone(rows.Values()))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("round %d: OpenCSV: %v", round, err)
-		}
+		cols, want, _ := readAll(t, file)
 		parts := 2 + round%4
 		size := int64(len(file))
 		cut, err := CutCSV(context.Background(), bytes.NewReader(file), size, parts, ',', '"', true)
@@ -189,6 +165,26 @@ func TestReadCSVColumnsInParts(t *testing.T) {
 			t.Fatalf("round %d: %d records read in parts, OpenCSV %d", round, r, len(want))
 		}
 	}
+}
+
+// readAll reads a file with a header by OpenCSV: the columns it found, its
+// rows' values, and the columns after them (changed where a value widened
+// one).
+func readAll(t *testing.T, file []byte) (cols []Column, values [][]any, final []Column) {
+	t.Helper()
+	hdr := true
+	rows, err := OpenCSV(bytes.NewReader(file), "f.csv", Options{CSV: CSVOptions{Delimiter: ',', Header: &hdr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols = slices.Clone(rows.Columns())
+	for rows.Next() {
+		values = append(values, slices.Clone(rows.Values()))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("OpenCSV: %v", err)
+	}
+	return cols, values, rows.Columns()
 }
 
 // columnValue is record k's value of d, as OpenCSV's rows give it.

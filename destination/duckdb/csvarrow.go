@@ -143,8 +143,7 @@ func (t *tx) loadArrow(ctx context.Context, tbl *destination.Table, f destinatio
 	}
 	switch {
 	case errors.Is(ferr, fileformat.ErrNotTyped):
-		slog.Debug("a CSV file's value does not read as its column's type", "file", f.Path, "error", ferr)
-		return destination.FileLoadResult{Reason: badReason}, true, t.undoFresh(ctx, tbl, f, src)
+		return t.declineNotTyped(ctx, tbl, f, src, ferr)
 	case ferr != nil && ctx.Err() == nil && !errors.Is(ferr, errChanged):
 		// The reader's own error, its line counted from the part's
 		// start: the rows upserted meet it again and say where it is.

@@ -456,8 +456,7 @@ func (t *tx) loadInParts(ctx context.Context, tbl *destination.Table, f destinat
 	}
 	switch {
 	case errors.Is(ferr, fileformat.ErrNotTyped):
-		slog.Debug("a CSV file's value does not read as its column's type", "file", f.Path, "error", ferr)
-		return destination.FileLoadResult{Reason: badReason}, true, t.undoFresh(ctx, tbl, f, src)
+		return t.declineNotTyped(ctx, tbl, f, src, ferr)
 	case errors.Is(ferr, fileformat.ErrNotNumbered):
 		return res, false, t.undoFresh(ctx, tbl, f, src)
 	case ferr != nil:
@@ -497,6 +496,14 @@ func (t *tx) loadInParts(ctx context.Context, tbl *destination.Table, f destinat
 	}
 	slog.Debug("loaded a CSV file in parts", "file", f.Path, "parts", len(feed.paths), "rows", n)
 	return destination.FileLoadResult{Handled: true, Rows: n}, true, nil
+}
+
+// declineNotTyped undoes a fresh load whose reader met a value that does
+// not read as its column's type (fileformat.ErrNotTyped): the rows are
+// upserted, and the column widens as they go.
+func (t *tx) declineNotTyped(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source, err error) (destination.FileLoadResult, bool, error) {
+	slog.Debug("a CSV file's value does not read as its column's type", "file", f.Path, "error", err)
+	return destination.FileLoadResult{Reason: badReason}, true, t.undoFresh(ctx, tbl, f, src)
 }
 
 // badReason says why a load was undone.
