@@ -3,12 +3,15 @@
 package duckdb
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"unsafe"
@@ -58,10 +61,10 @@ const arrowView = "_sluice_csv_arrow"
 
 // loadArrow loads a fresh CSV file through Arrow, from src as loadSource
 // gives it typed. done is false, with nothing inserted, when the file is
-// to be loaded otherwise: gzipped, or a DECIMAL column Arrow does not
-// hold.
+// to be loaded otherwise: a DECIMAL column Arrow does not hold, or a
+// gzipped file that does not open.
 func (t *tx) loadArrow(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source) (res destination.FileLoadResult, done bool, err error) {
-	if f.CSV.Gzip || len(f.Columns) < 2 {
+	if len(f.Columns) < 2 {
 		return res, false, nil
 	}
 	for _, c := range f.Columns {
@@ -78,23 +81,9 @@ func (t *tx) loadArrow(ctx context.Context, tbl *destination.Table, f destinatio
 		return res, false, err
 	}
 	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil {
+	parts, err := arrowParts(ctx, f, file, threads)
+	if err != nil || parts == nil {
 		return res, false, err
-	}
-	parts := max(min(threads, maxCSVParts, int(fi.Size()/minCSVPart)), 1)
-	cut, err := fileformat.CutCSV(ctx, io.NewSectionReader(file, 0, fi.Size()), fi.Size(), parts, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
-	if errors.Is(err, fileformat.ErrNotNumbered) && parts > 1 {
-		// A carriage return that ends no line, where the cut would
-		// count lines otherwise than the reader: one part, which the
-		// reader reads as it reads any file.
-		cut, err = fileformat.CutCSV(ctx, io.NewSectionReader(file, 0, fi.Size()), fi.Size(), 1, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
-	}
-	if errors.Is(err, fileformat.ErrNotNumbered) {
-		return res, false, nil
-	}
-	if err != nil {
-		return res, false, fmt.Errorf("%s: %w", f.Path, err)
 	}
 
 	cols := make([]fileformat.Column, len(f.Columns))
@@ -102,17 +91,9 @@ func (t *tx) loadArrow(ctx context.Context, tbl *destination.Table, f destinatio
 		cols[i] = fileformat.Column(c)
 	}
 	feed := newArrowFeed(ctx, f.Columns)
-	bounds := append(append([]int64{cut.Body}, cut.Cuts...), fi.Size())
-	var first int64
-	for i := 0; i+1 < len(bounds); i++ {
-		off, n := bounds[i], bounds[i+1]-bounds[i]
-		want := int64(-1)
-		if i < len(cut.Records) {
-			want = cut.Records[i]
-		}
+	for _, p := range parts {
 		feed.wg.Add(1)
-		go feed.read(io.NewSectionReader(file, off, n), f.Path, f.CSV, first, want, cols)
-		first += want
+		go feed.read(p.r, f.Path, f.CSV, p.first, p.want, cols)
 	}
 	go func() {
 		feed.wg.Wait()
@@ -145,10 +126,11 @@ func (t *tx) loadArrow(ctx context.Context, tbl *destination.Table, f destinatio
 	case errors.Is(ferr, fileformat.ErrNotTyped):
 		return t.declineNotTyped(ctx, tbl, f, src, ferr)
 	case ferr != nil && ctx.Err() == nil && !errors.Is(ferr, errChanged):
-		// The reader's own error, its line counted from the part's
-		// start: the rows upserted meet it again and say where it is.
-		slog.Debug("a CSV file's record does not read", "file", f.Path, "error", ferr)
-		return destination.FileLoadResult{Reason: "a record does not read: the rows are upserted instead, and the reader says where it is"}, true, t.undoFresh(ctx, tbl, f, src)
+		// The reader's own error (a ragged record, text not UTF-8, a
+		// damaged gzip stream), its line counted from the part's start:
+		// the rows upserted meet it again and say where it is.
+		slog.Debug("a CSV file does not read", "file", f.Path, "error", ferr)
+		return destination.FileLoadResult{Reason: unreadReason}, true, t.undoFresh(ctx, tbl, f, src)
 	case ferr != nil:
 		return res, false, ferr
 	case n != records:
@@ -157,10 +139,86 @@ func (t *tx) loadArrow(ctx context.Context, tbl *destination.Table, f destinatio
 	}
 	res, err = t.keepUnlessBad(ctx, tbl, f, src, n)
 	if err == nil && res.Handled {
-		slog.Debug("loaded a CSV file through Arrow", "file", f.Path, "parts", len(bounds)-1, "rows", n)
+		slog.Debug("loaded a CSV file through Arrow", "file", f.Path, "parts", len(parts), "rows", n)
 	}
 	return res, true, err
 }
+
+// arrowPart is one part of a CSV file: its records, numbered from
+// first+1; want is the records the cut counted in it (-1 for the last
+// part).
+type arrowPart struct {
+	r           io.Reader
+	first, want int64
+}
+
+// arrowParts cuts file into one part per thread (fileformat.CutCSV), or one
+// for a gzipped file, which is read through Go's decompressor as the
+// connector's reader reads it. A file with a carriage return that ends no
+// line, where the cut would count lines otherwise than the reader, is one
+// part, which the reader reads as it reads any file. It returns nil when
+// the file is to be loaded otherwise: a gzipped file that does not open
+// as one, whose error the rows upserted give.
+func arrowParts(ctx context.Context, f destination.FileLoad, file *os.File, threads int) ([]arrowPart, error) {
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if f.CSV.Gzip {
+		// The header is found in the text, which is then read again
+		// from the start, past it: a gzip stream does not seek.
+		body, err := gunzip(file)
+		if err != nil {
+			return nil, nil
+		}
+		cut, err := fileformat.CutCSV(ctx, body, math.MaxInt64, 1, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
+		if err != nil {
+			return nil, nil
+		}
+		if body, err = gunzip(file); err != nil {
+			return nil, nil
+		}
+		if _, err := io.CopyN(io.Discard, body, cut.Body); err != nil {
+			return nil, nil
+		}
+		return []arrowPart{{r: body, want: -1}}, nil
+	}
+	n := max(min(threads, maxCSVParts, int(size/minCSVPart)), 1)
+	cut, err := fileformat.CutCSV(ctx, io.NewSectionReader(file, 0, size), size, n, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
+	if errors.Is(err, fileformat.ErrNotNumbered) && n > 1 {
+		cut, err = fileformat.CutCSV(ctx, io.NewSectionReader(file, 0, size), size, 1, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
+	}
+	if errors.Is(err, fileformat.ErrNotNumbered) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	bounds := append(append([]int64{cut.Body}, cut.Cuts...), size)
+	parts := make([]arrowPart, len(bounds)-1)
+	var first int64
+	for i := range parts {
+		parts[i] = arrowPart{r: io.NewSectionReader(file, bounds[i], bounds[i+1]-bounds[i]), first: first, want: -1}
+		if i < len(cut.Records) {
+			parts[i].want = cut.Records[i]
+			first += cut.Records[i]
+		}
+	}
+	return parts, nil
+}
+
+// gunzip reads file's text from its start.
+func gunzip(file *os.File) (io.Reader, error) {
+	zr, err := gzip.NewReader(bufio.NewReaderSize(io.NewSectionReader(file, 0, math.MaxInt64), 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	return zr, nil
+}
+
+// unreadReason says why a load the reader failed was undone.
+const unreadReason = "the file does not read: the rows are upserted instead, and the reader says what is wrong and where"
 
 // errChanged is a part that did not hold the records the cut counted in
 // it: the file changed while it loaded.

@@ -4,6 +4,7 @@ package duckdb
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -31,14 +32,18 @@ func TestArrowLoadDeclines(t *testing.T) {
 	for _, c := range []struct {
 		name, body, reason string
 	}{
-		{"ragged in the last part", plainRows(20_000, 19_000, "19000,ragged,1.5,extra\n"), "a record does not read"},
-		{"not UTF-8 in the first part", plainRows(20_000, 100, "100,caf\xe9,1.5\n"), "a record does not read"},
-		{"not a DOUBLE in the last part", plainRows(20_000, 19_500, "19500,row,n/a\n"), badReason},
-		{"not a LONG in the first part", plainRows(20_000, 7, "x7,row,1.5\n"), badReason},
+		// Late in their parts (of about 50,000 records), so that batches
+		// went in before: the undo has rows to delete.
+		{"ragged in the last part", plainRows(100_000, 99_000, "99000,ragged,1.5,extra\n"), unreadReason},
+		{"not UTF-8 in the first part", plainRows(100_000, 45_000, "45000,caf\xe9,1.5\n"), unreadReason},
+		{"gzip cut short", gzipped(plainRows(100_000, 0, ""), 200_000), unreadReason},
+		{"not a DOUBLE in the last part", plainRows(100_000, 99_500, "99500,row,n/a\n"), badReason},
+		{"not a LONG in the first part", plainRows(100_000, 48_000, "x48000,row,1.5\n"), badReason},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			useArrow(t, true)
 			d, tx, load := smallLoad(t, c.body)
+			load.CSV.Gzip = strings.HasPrefix(c.name, "gzip")
 			ctx := context.Background()
 			res, err := tx.LoadFile(ctx, load)
 			if err != nil {
@@ -58,7 +63,7 @@ func TestArrowLoadDeclines(t *testing.T) {
 			if err := os.WriteFile(good, []byte(plainRows(20_000, 0, "")), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			load.Path = good
+			load.Path, load.CSV.Gzip = good, false
 			if res, err := tx.LoadFile(ctx, load); err != nil || !res.Handled || res.Rows != 20_000 {
 				t.Fatalf("a good file after the decline: %+v, %v", res, err)
 			}
@@ -79,8 +84,8 @@ func TestArrowLoadDeclines(t *testing.T) {
 // TestArrowLoadEdges: a file of a header only loads no row; a file with a
 // carriage return that ends no line, where the cut would count lines
 // otherwise than the reader, is read in one part, as the reader reads it
-// (the CR is part of the value); a gzipped file is not for Arrow (done
-// false, nothing inserted).
+// (the CR is part of the value); a gzipped file is read in one part, and
+// one that is not gzip after all is not for Arrow.
 func TestArrowLoadEdges(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("one CPU: loads keep one thread")
@@ -110,15 +115,54 @@ func TestArrowLoadEdges(t *testing.T) {
 		t.Fatalf("a lone CR: note %q, %v", note, err)
 	}
 
-	d, tx, load = smallLoad(t, plainRows(20_000, 0, ""))
+	// Gzipped: one part, past a header that holds a quoted line end.
+	d, tx, load = smallLoad(t, gzipped("\"pos\",\"no\nte\",v\n"+strings.TrimPrefix(plainRows(20_000, 0, ""), "pos,note,v\n"), -1))
+	load.CSV.Gzip = true
+	logged.Reset()
+	res, err = tx.LoadFile(ctx, load)
+	if err != nil || !res.Handled || res.Rows != 20_000 {
+		t.Fatalf("gzipped: %+v, %v", res, err)
+	}
+	if !strings.Contains(logged.String(), "through Arrow") || !strings.Contains(logged.String(), "parts=1 ") {
+		t.Errorf("gzipped: the load logged %q, want one part through Arrow", logged.String())
+	}
+	checkPlain(t, tx, 20_000)
+
+	// Not gzip after all: not for Arrow (done false, nothing inserted).
+	_, tx, load = smallLoad(t, plainRows(100, 0, ""))
 	load.CSV.Gzip = true
 	target, src := bigSource(t, d, tx, load, true)
 	if _, done, err := tx.loadArrow(ctx, target, load, src); err != nil || done {
-		t.Fatalf("gzipped: done %t, %v; want not done", done, err)
+		t.Fatalf("not gzip: done %t, %v; want not done", done, err)
 	}
 	var left int64
 	if err := tx.tx.QueryRowContext(ctx, `SELECT count(*) FROM s.big`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d rows left, %v", left, err)
+	}
+}
+
+// gzipped is text compressed, its first keep bytes only when keep >= 0.
+func gzipped(text string, keep int) string {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(text))
+	zw.Close()
+	if keep >= 0 {
+		b.Truncate(keep)
+	}
+	return b.String()
+}
+
+// checkPlain checks the rows of s.big that a load of plainRows(rows, 0,
+// "") left.
+func checkPlain(t *testing.T, tx *tx, rows int64) {
+	t.Helper()
+	var n, wrong int64
+	if err := tx.tx.QueryRowContext(context.Background(), `SELECT count(*), count(*) FILTER (WHERE _line <> pos OR note <> 'row ' || pos OR v <> pos % 97 + 0.5) FROM s.big`).Scan(&n, &wrong); err != nil {
+		t.Fatal(err)
+	}
+	if n != rows || wrong != 0 {
+		t.Fatalf("%d rows, %d wrong; want %d, 0", n, wrong, rows)
 	}
 }
 

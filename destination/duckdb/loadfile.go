@@ -189,7 +189,7 @@ func (t *tx) LoadFile(ctx context.Context, f destination.FileLoad) (res destinat
 	// staging table they go to, the transaction's own, is scanned on one
 	// (DuckDB scans a transaction's uncommitted rows on one thread), so a
 	// second thread would add memory for no gain.
-	viaArrow := arrowLoads && f.Format == contract.FileCSV && fresh && src.unique && src.rn != "" && !f.CSV.Gzip
+	viaArrow := arrowLoads && f.Format == contract.FileCSV && fresh && src.unique && src.rn != ""
 	inParts := f.Format == contract.FileCSV && fresh && src.unique && src.rn != "" && csvPartsFit(f)
 	materialize := f.Format == contract.FileCSV && fresh && src.unique && spillFits(f)
 	if f.Format == contract.FileParquet || viaArrow || inParts || materialize {
