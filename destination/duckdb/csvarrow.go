@@ -29,7 +29,8 @@ import (
 // In a build with the duckdb_arrow tag (duckdb-go's Arrow support, which
 // `sluice debug`, `run` and `deploy` build connectors with), a fresh CSV
 // load does not ask DuckDB to parse the file at all. Go reads it, cut into
-// one part per thread (fileformat.CutCSV), with the connector's own CSV
+// one part per thread (fileformat.CutCSV; a gzipped file is one part, read
+// through Go's decompressor), with the connector's own CSV
 // reader (fileformat.ReadCSVColumns: the same record splitting, trimming,
 // NULLs and parsers as the rows it would upsert), each record numbered by
 // its position, its values typed, column by column; the columns become
@@ -43,9 +44,9 @@ import (
 // A value the reader would not read as its column's type stops the parts,
 // and what was inserted is deleted: the load is declined and the rows are
 // upserted, as a whole load that marks a row bad is. So is a record the
-// reader refuses (ragged, not UTF-8): the rows upserted then meet it and
-// say where it is in the file, which a part's reader cannot (its lines
-// count from the part's start).
+// reader refuses (ragged, not UTF-8, a damaged gzip stream): the rows
+// upserted then meet it and say where it is in the file, which a part's
+// reader cannot (its lines count from the part's start).
 
 // arrowLoads says that this build loads CSV files through Arrow; tests
 // turn it off to hold the path to the others.
@@ -56,7 +57,9 @@ var arrowLoads = true
 // more memory (each part holds one being filled and one queued).
 const arrowBatchRows = 16384
 
-// arrowView is the temporary view the Arrow scan is registered as.
+// arrowView is the view the Arrow scan is registered as. DuckDB creates it
+// in the connection's default schema, inside the checkpoint's transaction,
+// which drops it again before the load returns: it is never committed.
 const arrowView = "_sluice_csv_arrow"
 
 // loadArrow loads a fresh CSV file through Arrow, from src as loadSource
