@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"time"
 
@@ -200,24 +199,36 @@ func (s *Server) enqueueSync(ctx context.Context, connID int64, trigger string, 
 	return !res.UniqueSkippedAsDuplicate, nil
 }
 
-// pendingJobs maps connection ids to the state of their queued or running
-// sync job.
-func (s *Server) pendingJobs(ctx context.Context) (map[int64]*rivertype.JobRow, error) {
-	out := map[int64]*rivertype.JobRow{}
+// syncJobs lists the sync jobs queued or running, with the connection
+// each is for (0 where its tags name none).
+func (s *Server) syncJobs(ctx context.Context) ([]*rivertype.JobRow, []int64, error) {
 	params := river.NewJobListParams().Kinds(syncArgs{}.Kind()).States(uniqueStates...).First(10000)
 	res, err := s.jobs.JobList(ctx, params)
 	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
+		return nil, nil, fmt.Errorf("list jobs: %w", err)
 	}
-	for _, j := range res.Jobs {
-		var id int64
+	conns := make([]int64, len(res.Jobs))
+	for i, j := range res.Jobs {
 		for _, t := range j.Tags {
 			if n, ok := cutPrefix(t, "connection_"); ok {
-				id, _ = strconv.ParseInt(n, 10, 64)
+				conns[i], _ = strconv.ParseInt(n, 10, 64)
 			}
 		}
+	}
+	return res.Jobs, conns, nil
+}
+
+// pendingJobs maps connection ids to the state of their queued or running
+// sync job.
+func (s *Server) pendingJobs(ctx context.Context) (map[int64]*rivertype.JobRow, error) {
+	jobs, conns, err := s.syncJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]*rivertype.JobRow{}
+	for i, j := range jobs {
 		// A running job says more than the one waiting behind it.
-		if id > 0 && (out[id] == nil || j.State == rivertype.JobStateRunning) {
+		if id := conns[i]; id > 0 && (out[id] == nil || j.State == rivertype.JobStateRunning) {
 			out[id] = j
 		}
 	}
@@ -227,14 +238,12 @@ func (s *Server) pendingJobs(ctx context.Context) (map[int64]*rivertype.JobRow, 
 // waitingJob reports whether a sync job of connection connID is queued and
 // not running.
 func (s *Server) waitingJob(ctx context.Context, connID int64) (bool, error) {
-	params := river.NewJobListParams().Kinds(syncArgs{}.Kind()).States(uniqueStates...).First(10000)
-	res, err := s.jobs.JobList(ctx, params)
+	jobs, conns, err := s.syncJobs(ctx)
 	if err != nil {
-		return false, fmt.Errorf("list jobs: %w", err)
+		return false, err
 	}
-	tag := "connection_" + strconv.FormatInt(connID, 10)
-	for _, j := range res.Jobs {
-		if j.State != rivertype.JobStateRunning && slices.Contains(j.Tags, tag) {
+	for i, j := range jobs {
+		if conns[i] == connID && j.State != rivertype.JobStateRunning {
 			return true, nil
 		}
 	}
