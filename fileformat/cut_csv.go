@@ -27,8 +27,9 @@ type CSVParts struct {
 // of the parts-1 evenly spaced targets (size*k/parts), so that a quoted
 // field's line ends never cut a record. It gives fewer cuts when the file
 // has no record boundary after a target, and ErrNotNumbered where
-// NumberTypedCSV would. It reads r from the
-// start of the file to the last cut; memory is one 1 MiB buffer.
+// NumberTypedCSV would; Body is then still where the records start. It
+// reads r from the start of the file to the last cut; memory is one 1 MiB
+// buffer.
 func CutCSV(ctx context.Context, r io.Reader, size int64, parts int, delim, quote byte, header bool) (CSVParts, error) {
 	var p CSVParts
 	if err := checkDialect("cut CSV", delim, quote); err != nil {

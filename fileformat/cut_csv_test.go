@@ -85,9 +85,9 @@ func TestCutCSVLoneCR(t *testing.T) {
 		"a,b\n\r1,x\n2,z\n3,w\n",
 		"a,b\n1,\"x\ry\"\n2,z\n3,w\n",
 	} {
-		_, err := CutCSV(context.Background(), strings.NewReader(in), int64(len(in)), 2, ',', '"', true)
-		if !errors.Is(err, ErrNotNumbered) {
-			t.Errorf("%q: cut: %v, want ErrNotNumbered", in, err)
+		cut, err := CutCSV(context.Background(), strings.NewReader(in), int64(len(in)), 2, ',', '"', true)
+		if !errors.Is(err, ErrNotNumbered) || cut.Body != 4 {
+			t.Errorf("%q: cut: body at %d, %v; want 4, ErrNotNumbered", in, cut.Body, err)
 		}
 		_, err = NumberTypedCSV(context.Background(), strings.NewReader(in[4:]), io.Discard, ',', '"', 0, []Column{{Name: "a"}, {Name: "b"}})
 		if !errors.Is(err, ErrNotNumbered) {

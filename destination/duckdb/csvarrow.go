@@ -67,9 +67,6 @@ const arrowView = "_sluice_csv_arrow"
 // to be loaded otherwise: a DECIMAL column Arrow does not hold, or a
 // gzipped file that does not open.
 func (t *tx) loadArrow(ctx context.Context, tbl *destination.Table, f destination.FileLoad, src source) (res destination.FileLoadResult, done bool, err error) {
-	if len(f.Columns) < 2 {
-		return res, false, nil
-	}
 	for _, c := range f.Columns {
 		if c.Name != "" && c.Type == contract.Decimal && (c.Precision < 1 || c.Precision > 38 || c.Scale < 0 || c.Scale > c.Precision) {
 			return res, false, nil
@@ -189,11 +186,8 @@ func arrowParts(ctx context.Context, f destination.FileLoad, file *os.File, thre
 	}
 	n := max(min(threads, maxCSVParts, int(size/minCSVPart)), 1)
 	cut, err := fileformat.CutCSV(ctx, io.NewSectionReader(file, 0, size), size, n, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
-	if errors.Is(err, fileformat.ErrNotNumbered) && n > 1 {
-		cut, err = fileformat.CutCSV(ctx, io.NewSectionReader(file, 0, size), size, 1, f.CSV.Delimiter, f.CSV.Quote, f.CSV.Header)
-	}
 	if errors.Is(err, fileformat.ErrNotNumbered) {
-		return nil, nil
+		cut, err = fileformat.CSVParts{Body: cut.Body}, nil // one part
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
